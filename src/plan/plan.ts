@@ -1,0 +1,122 @@
+// The image plan: everything an engine needs to write an ACI, computed from Nix facts with no I/O.
+import { basename } from 'node:path'
+import { acIdentifierProblem, toAcName } from './appc.js'
+import { UserError } from '../util/errors.js'
+
+export type ImageKind = 'thin' | 'fat'
+
+export interface Label {
+  name: string
+  value: string
+}
+
+export interface MountPoint {
+  name: string
+  path: string
+  readOnly: boolean
+}
+
+/** A host path that fills a mount point at run time (`rkt run --volume=...`). */
+export interface HostVolume {
+  name: string
+  source: string
+  readOnly: boolean
+}
+
+/** An entry of the rootfs skeleton; paths are relative to rootfs/, parents listed before children. */
+export type SkeletonEntry =
+  | { type: 'dir'; path: string }
+  | { type: 'symlink'; path: string; target: string }
+  | { type: 'file'; path: string; content: string }
+
+export interface ImagePlan {
+  kind: ImageKind
+  name: string
+  labels: Label[]
+  exec: string[]
+  mountPoints: MountPoint[]
+  volumes: HostVolume[]
+  skeleton: SkeletonEntry[]
+  /** Store paths copied whole into rootfs/nix/store (fat images); empty for thin images. */
+  storePaths: string[]
+}
+
+/** What the Nix layer found out about the packages. */
+export interface NixFacts {
+  userEnvironment: string
+  /** Top-level entries of the user environment (`bin`, `share`, ...). */
+  topLevel: string[]
+  execPath: string
+  closure: string[]
+}
+
+export interface PlanOptions {
+  kind: ImageKind
+  name: string
+  os: string
+  arch: string
+  resolvConf: boolean
+}
+
+const RESOLV_CONF = '/etc/resolv.conf'
+const RESOLV_CONF_MOUNT = 'resolv-conf'
+/** The skeleton's own directories; a package's top-level `etc` or `nix` is not linked over them. */
+const SKELETON_DIRS = ['etc', 'nix', 'nix/store']
+const ETC_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
+
+/** Refuses a name that is not an AC Identifier, before any Nix work. */
+export function checkImageName(name: string): void {
+  const problem = acIdentifierProblem(name)
+  if (problem) throw new UserError(`invalid image name '${name}': ${problem}`)
+}
+
+export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
+  checkImageName(options.name)
+  const fat = options.kind === 'fat'
+  const mountPoints: MountPoint[] = []
+  const volumes: HostVolume[] = []
+  const addHostMount = (name: string, path: string) => {
+    mountPoints.push({ name, path, readOnly: true })
+    volumes.push({ name, source: path, readOnly: true })
+  }
+  if (!fat) storeMountNames(facts.closure).forEach((name, i) => addHostMount(name, facts.closure[i]!))
+  if (options.resolvConf) addHostMount(RESOLV_CONF_MOUNT, RESOLV_CONF)
+
+  const skeleton: SkeletonEntry[] = SKELETON_DIRS.map((path) => ({ type: 'dir', path }))
+  if (fat) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
+  for (const entry of facts.topLevel) {
+    if (SKELETON_DIRS.includes(entry)) continue
+    skeleton.push({ type: 'symlink', path: entry, target: `${facts.userEnvironment}/${entry}` })
+  }
+  skeleton.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+
+  return {
+    kind: options.kind,
+    name: options.name,
+    labels: [
+      { name: 'arch', value: options.arch },
+      { name: 'os', value: options.os },
+    ],
+    exec: [facts.execPath],
+    mountPoints,
+    volumes,
+    skeleton,
+    storePaths: fat ? [...facts.closure].sort() : [],
+  }
+}
+
+/**
+ * One AC Name per store path, from its base name (`abc...-python3-3.11.2` -> `abc...-python3-3-11-2`).
+ * The hash prefix makes them unique in practice; a numeric suffix settles any clash the
+ * lower-casing could make.
+ */
+export function storeMountNames(storePaths: readonly string[]): string[] {
+  const taken = new Set<string>([RESOLV_CONF_MOUNT])
+  return storePaths.map((path) => {
+    const base = toAcName(basename(path))
+    let name = base
+    for (let n = 2; taken.has(name); n++) name = `${base}-${n}`
+    taken.add(name)
+    return name
+  })
+}
