@@ -1,0 +1,150 @@
+// The Nix side of a build: packages in, facts out (user environment, closure, exec path).
+import { readdir, realpath, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { UserError } from '../util/errors.js'
+import { CommandError, findOnPath, run } from '../util/exec.js'
+import {
+  closeMatches,
+  isStorePath,
+  looksLikeAttrPath,
+  matchPackage,
+  parseAvailable,
+  type AvailablePackage,
+} from './selectors.js'
+
+export async function requireNix(): Promise<void> {
+  if (!(await findOnPath('nix-env')))
+    throw new UserError('Nix is not installed (nix-env is not on PATH); install it with: sudo apt-get install nix-bin')
+}
+
+/** Nix's own error, as one line: the first `error:` line of what it printed. */
+function nixError(what: string, error: unknown): UserError {
+  if (!(error instanceof CommandError)) throw error
+  const lines = error.stderr.split('\n').map((line) => line.trim())
+  const first = lines.findIndex((line) => line.startsWith('error:'))
+  const message = first >= 0 ? lines.slice(first).filter(Boolean).slice(0, 2).join(' ') : lines.filter(Boolean).at(-1)
+  return new UserError(`${what}: ${message ?? 'nix exited with ' + error.exitCode}`)
+}
+
+function expressionArgs(expression: string | undefined): string[] {
+  return expression ? ['-f', expression] : []
+}
+
+async function listAvailable(expression: string | undefined): Promise<AvailablePackage[]> {
+  try {
+    const { stdout } = await run('nix-env', [...expressionArgs(expression), '-qaP', '--json'])
+    return parseAvailable(stdout)
+  } catch (error) {
+    throw nixError(`cannot list the packages of ${expression ?? '~/.nix-defexpr'}`, error)
+  }
+}
+
+const MISSING_ATTRIBUTE = /attribute '[^']*' in selection path '([^']*)' not found/
+
+/**
+ * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`) and returns the
+ * profile's user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
+ * attributes are looked up in one `nix-env -qaP` listing only when that fails.
+ */
+export async function installProfile(
+  profile: string,
+  packages: readonly string[],
+  expression: string | undefined,
+): Promise<string> {
+  const storePaths = packages.filter(isStorePath)
+  const selectors = packages.filter((p) => !isStorePath(p))
+  for (const path of storePaths) {
+    await stat(path).catch(() => {
+      throw new UserError(`no such store path: ${path}`)
+    })
+  }
+  if (selectors.length > 0) await installSelectors(profile, selectors, expression)
+  if (storePaths.length > 0) {
+    await run('nix-env', ['-p', profile, '-i', ...storePaths]).catch((error) => {
+      throw nixError('nix-env failed to install the store paths', error)
+    })
+  }
+  return realpath(profile)
+}
+
+async function installSelectors(profile: string, selectors: readonly string[], expression: string | undefined) {
+  if (selectors.every(looksLikeAttrPath)) {
+    try {
+      await installAttrs(profile, selectors, expression)
+      return
+    } catch (error) {
+      const missingAttribute = error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)
+      if (!missingAttribute) throw nixError('nix-env failed to install the packages', error)
+    }
+  }
+  const attrPaths = await resolveSelectors(selectors, expression)
+  await installAttrs(profile, attrPaths, expression).catch((error) => {
+    throw nixError('nix-env failed to install the packages', error)
+  })
+}
+
+function installAttrs(profile: string, attrPaths: readonly string[], expression: string | undefined) {
+  return run('nix-env', [...expressionArgs(expression), '-p', profile, '-iA', ...attrPaths])
+}
+
+async function resolveSelectors(selectors: readonly string[], expression: string | undefined): Promise<string[]> {
+  const available = await listAvailable(expression)
+  return selectors.map((selector) => {
+    const attrPath = matchPackage(selector, available)
+    if (attrPath) return attrPath
+    const close = closeMatches(selector, available)
+    const hint = close.length > 0 ? `; did you mean ${close.join(', ')}?` : ''
+    throw new UserError(`unknown package '${selector}' in ${expression ?? '~/.nix-defexpr'}${hint}`)
+  })
+}
+
+/** Every store path the given path needs at run time (`nix-store -qR`), sorted. */
+export async function closureOf(storePath: string): Promise<string[]> {
+  const { stdout } = await run('nix-store', ['-qR', storePath]).catch((error) => {
+    throw nixError(`cannot query the closure of ${storePath}`, error)
+  })
+  return stdout.split('\n').filter(Boolean).sort()
+}
+
+/** The top-level entries of a user environment (`bin`, `share`, ...), without nix-env's manifest. */
+export async function topLevelEntries(userEnvironment: string): Promise<string[]> {
+  const entries = await readdir(userEnvironment)
+  return entries.filter((entry) => entry !== 'manifest.nix').sort()
+}
+
+/**
+ * The path of `binary` in the user environment: `bin/<binary>` or `sbin/<binary>`, or, for a
+ * value with a `/`, that path inside the profile.
+ */
+export async function findExecutable(userEnvironment: string, binary: string): Promise<string> {
+  const candidates = binary.includes('/')
+    ? [join(userEnvironment, binary.replace(/^\/+/, ''))]
+    : ['bin', 'sbin'].map((dir) => join(userEnvironment, dir, binary))
+  for (const candidate of candidates) {
+    if (await isExecutableFile(candidate)) return candidate
+  }
+  const present = await listExecutables(userEnvironment)
+  const there = present.length > 0 ? `executables there: ${present.join(', ')}` : 'the packages have no bin/ or sbin/'
+  throw new UserError(`binary '${binary}' is not in the packages' bin/ or sbin/; ${there}`)
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined)
+  return info !== undefined && info.isFile() && (info.mode & 0o111) !== 0
+}
+
+async function listExecutables(userEnvironment: string): Promise<string[]> {
+  const found: string[] = []
+  for (const dir of ['bin', 'sbin']) {
+    const names = await readdir(join(userEnvironment, dir)).catch(() => [] as string[])
+    for (const name of names) if (await isExecutableFile(join(userEnvironment, dir, name))) found.push(`${dir}/${name}`)
+  }
+  return found.sort()
+}
+
+/** Makes `link` an indirect GC root for `storePath`, so `nix-store --gc` keeps its closure. */
+export async function addGcRoot(link: string, storePath: string): Promise<void> {
+  await run('nix-store', ['--add-root', link, '--indirect', '--realise', storePath]).catch((error) => {
+    throw nixError(`cannot register the GC root ${link}`, error)
+  })
+}

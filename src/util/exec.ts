@@ -1,0 +1,62 @@
+import { execFile } from 'node:child_process'
+import { access, constants } from 'node:fs/promises'
+import { delimiter, join } from 'node:path'
+
+/** A command that exited non-zero (or could not start), with what it printed. */
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command} failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${lastMeaningfulLine(stderr)}`)
+    this.name = 'CommandError'
+  }
+}
+
+function lastMeaningfulLine(text: string): string {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean)
+  return lines.find((line) => line.startsWith('error:')) ?? lines.at(-1) ?? 'no output'
+}
+
+/**
+ * Runs a program (no shell) and collects its output. Plain execFile rather than zx here:
+ * the Nix layer is on every build's hot path and start-up time counts.
+ */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      command,
+      args,
+      { env: options.env ?? process.env, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        if (error) {
+          const code = typeof error.code === 'number' ? error.code : null
+          reject(new CommandError(command, code, stderr || error.message))
+        } else {
+          resolve({ stdout, stderr })
+        }
+      },
+    )
+  })
+}
+
+
+/** The full path of an executable on PATH, or undefined. */
+export async function findOnPath(command: string, path = process.env.PATH ?? ''): Promise<string | undefined> {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue
+    const candidate = join(dir, command)
+    try {
+      await access(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined
+}
