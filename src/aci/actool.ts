@@ -1,0 +1,16 @@
+// `actool validate`, the appc reference validator, when it is installed.
+import { UserError } from '../util/errors.js'
+import { CommandError, findOnPath, run } from '../util/exec.js'
+
+/** Validates an image; resolves false when actool is not installed, throws when it rejects the image. */
+export async function validateWithActool(image: string): Promise<boolean> {
+  const actool = await findOnPath('actool')
+  if (!actool) return false
+  try {
+    await run(actool, ['validate', image])
+    return true
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error
+    throw new UserError(`actool validate rejected the image: ${error.stderr.trim().split('\n').join(' ')}`)
+  }
+}

@@ -1,0 +1,44 @@
+// Reading an .aci back: its compression from the magic bytes, and the uncompressed tar stream.
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createGunzip } from 'node:zlib'
+import type { Compression } from './compression.js'
+
+export async function compressionOf(file: string): Promise<Compression> {
+  const handle = await open(file, 'r')
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(6), 0, 6, 0)
+    const magic = buffer.subarray(0, bytesRead)
+    if (magic[0] === 0x1f && magic[1] === 0x8b) return 'gzip'
+    if (magic.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz'
+    if (magic.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2'
+    return 'none'
+  } finally {
+    await handle.close()
+  }
+}
+
+/** The image's tar, decompressed. */
+export async function openTar(file: string): Promise<Readable> {
+  const compression = await compressionOf(file)
+  if (compression === 'none') return createReadStream(file)
+  if (compression === 'gzip') {
+    const gunzip = createGunzip()
+    // pipeline destroys gunzip with the read error, so the reader sees it
+    pipeline(createReadStream(file), gunzip).catch(() => undefined)
+    return gunzip
+  }
+  const child = spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return child.stdout
+}
+
+/** The image ID rkt gives an image: `sha512-` of its uncompressed tar. */
+export async function imageIdOf(file: string): Promise<string> {
+  const hash = createHash('sha512')
+  await pipeline(await openTar(file), hash)
+  return `sha512-${hash.digest('hex')}`
+}

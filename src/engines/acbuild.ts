@@ -1,0 +1,59 @@
+// The acbuild engine: the same plan written by driving the real acbuild, one subcommand at a time,
+// in a work path of its own so that concurrent builds never share a `.acbuild` directory.
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { imageIdOf } from '../aci/read.js'
+import type { ImagePlan, SkeletonEntry } from '../plan/plan.js'
+import { withCleanup } from '../util/cleanup.js'
+import { UserError } from '../util/errors.js'
+import type { EngineOptions, EngineResult } from './engine.js'
+
+export async function writeWithAcbuild(
+  plan: ImagePlan,
+  output: string,
+  options: EngineOptions & { staging: string },
+): Promise<EngineResult> {
+  if (options.compression !== 'gzip')
+    throw new UserError(`acbuild writes gzip images only; use --engine native for --compression ${options.compression}`)
+  const { $ } = await import('zx')
+  const workPath = join(options.staging, 'acbuild')
+  const acbuild = async (...args: string[]) => {
+    const result = await $({ quiet: true, nothrow: true })`acbuild --work-path ${workPath} --no-history ${args}`
+    if (result.exitCode !== 0) {
+      const message = result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`
+      throw new UserError(`acbuild ${args[0]} failed: ${message}`)
+    }
+  }
+
+  await mkdir(workPath)
+  await acbuild('begin')
+  await withCleanup(
+    () => acbuild('end'),
+    async () => {
+      await acbuild('set-name', plan.name)
+      for (const label of plan.labels) await acbuild('label', 'add', label.name, label.value)
+      const skeletonDir = join(options.staging, 'skeleton')
+      const topLevel = await materializeSkeleton(plan.skeleton, skeletonDir)
+      await acbuild('copy-to-dir', ...topLevel.map((entry) => join(skeletonDir, entry)), '/')
+      if (plan.storePaths.length > 0) await acbuild('copy-to-dir', ...plan.storePaths, '/nix/store')
+      for (const mount of plan.mountPoints) {
+        await acbuild('mount', 'add', mount.name, mount.path, ...(mount.readOnly ? ['--read-only'] : []))
+      }
+      await acbuild('set-exec', '--', ...plan.exec)
+      await acbuild('write', '--overwrite', output)
+    },
+  )
+  return { imageId: await imageIdOf(output) }
+}
+
+/** Lays the skeleton out on disk for `copy-to-dir`; returns its top-level entries. */
+async function materializeSkeleton(skeleton: readonly SkeletonEntry[], dir: string): Promise<string[]> {
+  await mkdir(dir)
+  for (const entry of skeleton) {
+    const path = join(dir, entry.path)
+    if (entry.type === 'dir') await mkdir(path, { mode: 0o755 })
+    else if (entry.type === 'file') await writeFile(path, entry.content, { mode: 0o644 })
+    else await symlink(entry.target, path)
+  }
+  return skeleton.map((entry) => entry.path).filter((path) => !path.includes('/'))
+}

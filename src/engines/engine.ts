@@ -1,0 +1,16 @@
+// What every engine takes and gives: a plan in, an .aci file out.
+import type { Compression } from '../aci/compression.js'
+
+export const ENGINES = ['auto', 'acbuild', 'native'] as const
+export type EngineChoice = (typeof ENGINES)[number]
+
+export interface EngineOptions {
+  compression: Compression
+  /** Path of pigz, to compress a large image on every core. */
+  pigz?: string
+}
+
+export interface EngineResult {
+  /** `sha512-` of the uncompressed tar, as rkt names images. */
+  imageId: string
+}
