@@ -1,0 +1,43 @@
+// Progress as the user can see it: an ora spinner on a terminal, plain lines in logs and CI,
+// nothing with --quiet. Always on stderr, so stdout stays for results.
+import type { Progress } from '../build/build-image.js'
+
+export type ProgressStyle = 'spinner' | 'lines' | 'silent'
+
+export function progressStyle(options: { quiet: boolean }): ProgressStyle {
+  if (options.quiet) return 'silent'
+  return process.stderr.isTTY && !process.env.CI ? 'spinner' : 'lines'
+}
+
+export function createProgress(style: ProgressStyle): Progress {
+  if (style === 'silent') return { step: (_title, work) => work() }
+  if (style === 'lines') return { step: lineStep }
+  return { step: spinnerStep }
+}
+
+function seconds(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(1)}s`
+}
+
+async function lineStep<T>(title: string, work: () => Promise<T>): Promise<T> {
+  const started = performance.now()
+  process.stderr.write(`- ${title}...\n`)
+  const result = await work()
+  process.stderr.write(`  done in ${seconds(started)}\n`)
+  return result
+}
+
+async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T> {
+  // ora is loaded only where a spinner is drawn: it costs start-up time everywhere else.
+  const { default: ora } = await import('ora')
+  const started = performance.now()
+  const spinner = ora({ text: title, stream: process.stderr }).start()
+  try {
+    const result = await work()
+    spinner.succeed(`${title} (${seconds(started)})`)
+    return result
+  } catch (error) {
+    spinner.fail(title)
+    throw error
+  }
+}
