@@ -1,0 +1,11 @@
+// Once per test run: compile the CLI, so tests run what users run (dist/bin), and build the
+// fixture package set, so individual tests find it in the store.
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+export default function setup(): void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' })
+  execFileSync('nix-build', ['fixtures', '--no-out-link'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+}

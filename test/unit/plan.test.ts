@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { acNameProblem } from '../../src/plan/appc.js'
+import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
+import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.js'
+
+const env = '/nix/store/aaaa-user-environment'
+const facts: NixFacts = {
+  userEnvironment: env,
+  topLevel: ['bin', 'etc', 'share'],
+  execPath: `${env}/bin/etcd`,
+  closure: ['/nix/store/cccc-glibc-2.36', '/nix/store/bbbb-etcd-3.4.23', env],
+}
+const options = { name: 'go1.5-etcd-v2.1.2', os: 'linux', arch: 'amd64', resolvConf: true } as const
+
+describe('image plan', () => {
+  it('declares one read-only mount per closure path plus resolv.conf for a thin image', () => {
+    const plan = planImage(facts, { ...options, kind: 'thin' })
+    expect(plan.mountPoints.map((m) => m.path)).toEqual([...facts.closure, '/etc/resolv.conf'])
+    expect(plan.mountPoints.every((m) => m.readOnly && acNameProblem(m.name) === undefined)).toBe(true)
+    expect(plan.storePaths).toEqual([])
+  })
+
+  it('links top-level entries to the user environment, but not over the skeleton dirs', () => {
+    const plan = planImage(facts, { ...options, kind: 'thin' })
+    expect(plan.skeleton).toEqual([
+      { type: 'symlink', path: 'bin', target: `${env}/bin` },
+      { type: 'dir', path: 'etc' },
+      { type: 'dir', path: 'nix' },
+      { type: 'dir', path: 'nix/store' },
+      { type: 'symlink', path: 'share', target: `${env}/share` },
+    ])
+  })
+
+  it('puts the closure inside a fat image and mounts only resolv.conf', () => {
+    const plan = planImage(facts, { ...options, kind: 'fat' })
+    expect(plan.storePaths).toEqual([...facts.closure].sort())
+    expect(plan.mountPoints.map((m) => m.name)).toEqual(['resolv-conf'])
+    expect(plan.skeleton).toContainEqual({ type: 'file', path: 'etc/hosts', content: expect.stringContaining('localhost') })
+  })
+
+  it('drops resolv.conf on request', () => {
+    const plan = planImage(facts, { ...options, kind: 'fat', resolvConf: false })
+    expect(plan.mountPoints).toEqual([])
+    expect(imageManifest(plan).app.mountPoints).toBeUndefined()
+  })
+
+  it('refuses an invalid image name', () => {
+    expect(() => planImage(facts, { ...options, kind: 'thin', name: 'Go-Etcd' })).toThrow(/invalid image name 'Go-Etcd'/)
+  })
+
+  it('keeps mount names unique when store names differ only in case or punctuation', () => {
+    const names = storeMountNames(['/nix/store/h-Foo.1', '/nix/store/h-foo-1', '/nix/store/h-foo_1'])
+    expect(new Set(names).size).toBe(3)
+    expect(names.every((n) => acNameProblem(n) === undefined)).toBe(true)
+  })
+
+  it('writes the manifest acbuild would and a .mounts line rkt takes', () => {
+    const plan = planImage(facts, { ...options, kind: 'thin' })
+    const manifest = imageManifest(plan)
+    expect(manifest).toMatchObject({ acKind: 'ImageManifest', acVersion: '0.8.5', name: 'go1.5-etcd-v2.1.2' })
+    expect(manifest.labels).toEqual([
+      { name: 'arch', value: 'amd64' },
+      { name: 'os', value: 'linux' },
+    ])
+    expect(manifest.app).toMatchObject({ exec: [`${env}/bin/etcd`], user: '0', group: '0' })
+    const mounts = mountsFileContent(plan)
+    expect(mounts.endsWith('\n')).toBe(true)
+    expect(mounts.trim().split(' ')).toContain(
+      '--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true',
+    )
+    expect(mounts.trim().split(' ')).toHaveLength(4)
+  })
+})
