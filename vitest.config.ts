@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 600_000,
     globalSetup: ['test/global-setup.ts'],
+    // .ci/run reads the json report for its summary line.
+    reporters: ['default', ['json', { outputFile: '.test-results.json' }]],
   },
 })

@@ -1,5 +1,5 @@
 // Once per test run: compile the CLI, so tests run what users run (dist/bin), and build the
-// fixture package set, so individual tests find it in the store.
+// fixture package set, rooted so that a test's `nix-store --gc` does not throw it away.
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
@@ -7,5 +7,8 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 export default function setup(): void {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' })
-  execFileSync('nix-build', ['fixtures', '--no-out-link'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync('nix-build', ['fixtures', '--out-link', '.test-roots/fixtures'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
 }

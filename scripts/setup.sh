@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for nix2aci: the tools it drives and tests against, Nix made
+# usable offline as root, the npm dependencies (which build dist/), and the fixture packages.
+# Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  nix-bin        # Nix 2.8: nix-env, nix-store, nix-build
+  appc-spec      # actool, the appc reference validator
+  bubblewrap     # runs images in tests the way rkt's fly stage1 does
+  busybox-static etcd-server python3-minimal libpython3.11-stdlib patchelf gcc libc6-dev  # fixture sources
+  pigz xz-utils bzip2  # compressors for fat images
+  gnupg          # image signing
+)
+if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (it installs Debian packages)" >&2; exit 1; fi
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# No binary cache can be reached here: without this every build waits on cache.nixos.org.
+if ! grep -q '^substituters' /etc/nix/nix.conf 2>/dev/null; then
+  printf '\n# nix2aci setup: offline machine, build everything locally\nsubstituters =\n' >> /etc/nix/nix.conf
+fi
+getent group nixbld >/dev/null || groupadd --system nixbld
+
+npm ci --no-audit --no-fund
+nix-build fixtures --no-out-link >/dev/null
+echo "setup.sh: ready (Nix $(nix-env --version | awk '{print $NF}'), $(actool version 2>&1 | head -1))"

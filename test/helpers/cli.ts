@@ -1,0 +1,76 @@
+// Running the built CLI the way a user does, against the bundled fixture package set.
+import { spawnSync } from 'node:child_process'
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+export const fixtures = join(repoRoot, 'fixtures')
+
+/** The environment the README asks for: the fixture set stands in for <nixpkgs>. */
+export function fixtureEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, NIX_PATH: `nixpkgs=${fixtures}`, CI: 'true', ...extra }
+}
+
+export interface CliRun {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; bin?: 'nix2aci' | 'buildThinACI' | 'buildFatACI' } = {},
+): CliRun {
+  const result = spawnSync('node', [join(repoRoot, 'dist/bin', `${options.bin ?? 'nix2aci'}.js`), ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: options.env ?? fixtureEnv(),
+    encoding: 'utf8',
+  })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+/** Runs a thin or fat build with --json and returns the parsed result, failing loudly otherwise. */
+export function buildJson(args: string[], options: Parameters<typeof runCli>[1] = {}) {
+  const run = runCli([...args, '--json'], options)
+  if (run.status !== 0) throw new Error(`build failed (${run.status}): ${run.stderr}`)
+  return JSON.parse(run.stdout) as {
+    image: string
+    kind: string
+    engine: string
+    size: number
+    imageId: string
+    mounts: number
+    mountsFile: string | null
+    gcRoot: string | null
+    validated: boolean
+    rktCommand: string
+  }
+}
+
+export function makeTempDir(prefix = 'nix2aci-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+/** Every file in a directory with its bytes, to show a failed build changed nothing. */
+export function snapshotDir(dir: string): Record<string, string> {
+  const snapshot: Record<string, string> = {}
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name)
+    snapshot[name] = lstatSync(path).isSymbolicLink()
+      ? `-> ${readlinkSync(path)}`
+      : readFileSync(path).toString('base64')
+  }
+  return snapshot
+}
+
+export function actoolValidate(image: string): CliRun {
+  const result = spawnSync('actool', ['validate', image], { encoding: 'utf8' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+export function onPath(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
+}
