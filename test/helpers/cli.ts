@@ -1,5 +1,5 @@
 // Running the built CLI the way a user does, against the bundled fixture package set.
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,7 +23,7 @@ export function runCli(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; bin?: 'nix2aci' | 'buildThinACI' | 'buildFatACI' } = {},
 ): CliRun {
-  const result = spawnSync('node', [join(repoRoot, 'dist/bin', `${options.bin ?? 'nix2aci'}.js`), ...args], {
+  const result = spawnSync(process.execPath, [join(repoRoot, 'dist/bin', `${options.bin ?? 'nix2aci'}.js`), ...args], {
     cwd: options.cwd ?? repoRoot,
     env: options.env ?? fixtureEnv(),
     encoding: 'utf8',
@@ -73,4 +73,21 @@ export function actoolValidate(image: string): CliRun {
 
 export function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
+}
+
+/** An image's manifest and its rootfs entries (name, type, mode, link target), read with tar. */
+export function listImage(image: string): { manifest: unknown; entries: string[] } {
+  const manifest = JSON.parse(execFileSync('tar', ['-xOf', image, 'manifest'], { encoding: 'utf8' })) as unknown
+  const listing = execFileSync('tar', ['--numeric-owner', '-tvf', image], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  const entries = listing
+    .trim()
+    .split('\n')
+    .map((line) => {
+      // -rw-r--r-- 0/0 278 1970-01-01 00:00 name[ -> target]
+      const [mode, owner, , , , ...rest] = line.split(/\s+/)
+      return `${mode} ${owner} ${rest.join(' ')}`
+    })
+    .filter((entry) => !entry.endsWith(' manifest'))
+    .sort()
+  return { manifest, entries }
 }
