@@ -19,7 +19,7 @@ describe('nix2aci fat', () => {
   it('runs etcd with no host mounts but resolv.conf, answering GET /version', async () => {
     const result = fat('etcd-fat', 'etcd', ['etcd'])
     expect(actoolValidate(result.image).status).toBe(0)
-    expect(result.gcRoot).toBeNull()
+    expect(result.profile).toBeNull()
     expect(readFileSync(result.mountsFile!, 'utf8').trim()).toBe(
       '--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true',
     )

@@ -23,7 +23,7 @@ describe('nix2aci thin', () => {
     const tarSha512 = execFileSync('sh', ['-c', `gzip -dc '${result.image}' | sha512sum`], { encoding: 'utf8' })
     expect(result.imageId).toBe(`sha512-${tarSha512.split(' ')[0]}`)
 
-    const closure = execFileSync('nix-store', ['-qR', result.gcRoot!], { encoding: 'utf8' }).trim().split('\n')
+    const closure = execFileSync('nix-store', ['-qR', result.profile!], { encoding: 'utf8' }).trim().split('\n')
     const volumes = readFileSync(result.mountsFile!, 'utf8').trim().split(' ')
     expect(volumes).toHaveLength(closure.length + 1)
     for (const path of closure) expect(volumes).toContainEqual(expect.stringContaining(`,source=${path},readOnly=true`))

@@ -1,19 +1,29 @@
-// One image build, start to finish: Nix facts -> plan -> engine -> validation -> atomic commit.
+// One image build, start to finish: Nix facts -> plan -> engine -> validation -> atomic save.
 import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { Compression } from '../aci/compression.js'
 import { validateWithActool } from '../aci/actool.js'
+import type { Compression } from '../aci/compression.js'
 import type { EngineChoice } from '../engines/engine.js'
-import { writeImage, chooseEngine } from '../engines/select.js'
-import { addGcRoot, closureOf, findExecutable, installProfile, requireNix, topLevelEntries } from '../nix/profile.js'
+import { chooseEngine, loadEngine, type Engine } from '../engines/select.js'
+import {
+  closureOf,
+  findExecutable,
+  installProfile,
+  profileState,
+  pruneProfile,
+  removeProfile,
+  requireNix,
+  restoreProfile,
+  topLevelEntries,
+} from '../nix/profile.js'
 import { defaultExpression } from '../nix/selectors.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
 import { withCleanup } from '../util/cleanup.js'
 import { UserError, messageOf } from '../util/errors.js'
-import { displayPath as shown } from '../util/paths.js'
+import { displayPath } from '../util/paths.js'
 
 export interface BuildRequest {
   kind: ImageKind
@@ -32,12 +42,13 @@ export interface BuildRequest {
 export interface BuildResult {
   image: string
   kind: ImageKind
-  engine: 'acbuild' | 'native'
+  engine: Engine
   size: number
   imageId: string
   mounts: number
   mountsFile: string | null
-  gcRoot: string | null
+  /** The Nix profile beside a thin image: the GC root that keeps its closure. */
+  profile: string | null
   validated: boolean
   rktCommand: string
 }
@@ -56,62 +67,68 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   checkImageName(request.name)
   const engine = await chooseEngine(request.engine)
   await requireNix()
+  const writerLoading = loadEngine(engine)
+  writerLoading.catch(() => undefined) // awaited below; a build that fails first must not leave it unhandled
   const outDir = resolve(request.outDir)
   const staging = await makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
-  const final = { image: `${base}.aci`, mounts: `${base}.mounts`, gcRoot: `${base}.gcroot` }
+  const final = { image: `${base}.aci`, mounts: `${base}.mounts`, profile: `${base}.profile` }
+  // A thin image's profile lives beside it from the start (it is its GC root); a fat image needs none.
+  const profile = request.kind === 'thin' ? final.profile : join(staging, 'profile')
+  const profileBefore = await profileState(final.profile)
+  let saved = false
 
-  return withCleanup(
-    () => rm(staging, { recursive: true, force: true }),
-    async () => {
-      const expression = defaultExpression(request.file, process.env.NIX_PATH)
-      const userEnvironment = await progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
-        installProfile(join(staging, 'profile'), request.packages, expression),
-      )
-      const [execPath, topLevel, closure] = await progress.step('Querying the closure', () =>
-        Promise.all([
-          findExecutable(userEnvironment, request.binary),
-          topLevelEntries(userEnvironment),
-          closureOf(userEnvironment),
-        ]),
-      )
-      const plan = planImage(
-        { userEnvironment, topLevel, execPath, closure },
-        { kind: request.kind, name: request.name, os: 'linux', arch: appcArch(machine()), resolvConf: request.resolvConf },
-      )
-      const staged = { image: join(staging, 'image.aci'), mounts: join(staging, 'image.mounts') }
-      const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
-        writeImage(engine, plan, staged.image, { compression: request.compression, staging }),
-      )
-      if (plan.volumes.length > 0) await writeFile(staged.mounts, mountsFileContent(plan))
-      const validated =
-        request.validate &&
-        (await progress.step('Validating with actool', () => validateWithActool(staged.image)))
+  const cleanup = async () => {
+    await rm(staging, { recursive: true, force: true })
+    if (!saved && request.kind === 'thin') await restoreProfile(final.profile, profileBefore)
+  }
+  return withCleanup(cleanup, async () => {
+    const expression = defaultExpression(request.file, process.env.NIX_PATH)
+    const userEnvironment = await progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
+      installProfile(profile, request.packages, expression),
+    )
+    const [execPath, topLevel, closure] = await progress.step('Querying the closure', () =>
+      Promise.all([
+        findExecutable(userEnvironment, request.binary),
+        topLevelEntries(userEnvironment),
+        closureOf(userEnvironment),
+      ]),
+    )
+    const plan = planImage(
+      { userEnvironment, topLevel, execPath, closure },
+      { kind: request.kind, name: request.name, os: 'linux', arch: appcArch(machine()), resolvConf: request.resolvConf },
+    )
+    const staged = { image: join(staging, 'image.aci'), mounts: join(staging, 'image.mounts') }
+    const writeImage = await writerLoading
+    const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
+      writeImage(plan, staged.image, { compression: request.compression, staging }),
+    )
+    const hasVolumes = plan.volumes.length > 0
+    const [validated] = await Promise.all([
+      request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image)),
+      hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
+    ])
 
-      await progress.step('Saving', async () => {
-        if (request.kind === 'thin') await addGcRoot(final.gcRoot, userEnvironment)
-        else await rm(final.gcRoot, { force: true })
-        await rename(staged.image, final.image)
-        if (plan.volumes.length > 0) await rename(staged.mounts, final.mounts)
-        else await rm(final.mounts, { force: true })
-      })
+    await rename(staged.image, final.image)
+    if (hasVolumes) await rename(staged.mounts, final.mounts)
+    else await rm(final.mounts, { force: true })
+    saved = true
+    await (request.kind === 'thin' ? pruneProfile(final.profile) : removeProfile(final.profile))
 
-      const size = (await stat(final.image)).size
-      const mountsFile = plan.volumes.length > 0 ? final.mounts : null
-      return {
-        image: final.image,
-        kind: request.kind,
-        engine,
-        size,
-        imageId,
-        mounts: plan.mountPoints.length,
-        mountsFile,
-        gcRoot: request.kind === 'thin' ? final.gcRoot : null,
-        validated,
-        rktCommand: rktRunCommand(final.image, mountsFile),
-      }
-    },
-  )
+    const mountsFile = hasVolumes ? final.mounts : null
+    return {
+      image: final.image,
+      kind: request.kind,
+      engine,
+      size: (await stat(final.image)).size,
+      imageId,
+      mounts: plan.mountPoints.length,
+      mountsFile,
+      profile: request.kind === 'thin' ? final.profile : null,
+      validated: validated === true,
+      rktCommand: rktRunCommand(final.image, mountsFile),
+    }
+  })
 }
 
 /** A staging directory beside the outputs, so the final renames are atomic. */
@@ -125,6 +142,6 @@ async function makeStagingDir(outDir: string, name: string): Promise<string> {
 }
 
 function rktRunCommand(image: string, mountsFile: string | null): string {
-  const volumes = mountsFile ? ` $(cat ${shown(mountsFile)})` : ''
-  return `sudo rkt run --insecure-options=image${volumes} ${shown(image)}`
+  const volumes = mountsFile ? ` $(cat ${displayPath(mountsFile)})` : ''
+  return `sudo rkt run --insecure-options=image${volumes} ${displayPath(image)}`
 }

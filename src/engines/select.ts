@@ -1,11 +1,16 @@
-// Picks and runs an engine.
+// Picks an engine and loads it.
 import type { ImagePlan } from '../plan/plan.js'
 import { UserError } from '../util/errors.js'
 import { findOnPath } from '../util/exec.js'
 import type { EngineChoice, EngineOptions, EngineResult } from './engine.js'
-import { writeNativeImage } from './native.js'
 
 export type Engine = 'acbuild' | 'native'
+
+export type WriteImage = (
+  plan: ImagePlan,
+  output: string,
+  options: Omit<EngineOptions, 'pigz'> & { staging: string },
+) => Promise<EngineResult>
 
 /** `auto` is acbuild when it is on PATH, the native writer otherwise. */
 export async function chooseEngine(choice: EngineChoice): Promise<Engine> {
@@ -16,17 +21,19 @@ export async function chooseEngine(choice: EngineChoice): Promise<Engine> {
   return installed ? 'acbuild' : 'native'
 }
 
-export async function writeImage(
-  engine: Engine,
-  plan: ImagePlan,
-  output: string,
-  options: Omit<EngineOptions, 'pigz'> & { staging: string },
-): Promise<EngineResult> {
+/**
+ * Loads an engine's module (tar-stream or zx). Builds start this before the Nix work, so module
+ * loading overlaps with nix-env instead of adding to it.
+ */
+export async function loadEngine(engine: Engine): Promise<WriteImage> {
   if (engine === 'acbuild') {
     const { writeWithAcbuild } = await import('./acbuild.js')
-    return writeWithAcbuild(plan, output, options)
+    return writeWithAcbuild
   }
-  // Parallel gzip pays off only when there is a closure to compress.
-  const pigz = plan.storePaths.length > 0 ? await findOnPath('pigz') : undefined
-  return writeNativeImage(plan, output, { ...options, pigz })
+  const { writeNativeImage } = await import('./native.js')
+  return async (plan, output, options) => {
+    // Parallel gzip pays off only when there is a closure to compress.
+    const pigz = plan.storePaths.length > 0 ? await findOnPath('pigz') : undefined
+    return writeNativeImage(plan, output, { ...options, pigz })
+  }
 }

@@ -1,6 +1,6 @@
 // The Nix side of a build: packages in, facts out (user environment, closure, exec path).
-import { readdir, realpath, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readdir, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
 import {
@@ -58,9 +58,11 @@ export async function installProfile(
       throw new UserError(`no such store path: ${path}`)
     })
   }
+  // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
   if (selectors.length > 0) await installSelectors(profile, selectors, expression)
   if (storePaths.length > 0) {
-    await run('nix-env', ['-p', profile, '-i', ...storePaths]).catch((error) => {
+    const replace = selectors.length > 0 ? [] : ['--remove-all']
+    await run('nix-env', ['-p', profile, '-i', ...replace, ...storePaths]).catch((error) => {
       throw nixError('nix-env failed to install the store paths', error)
     })
   }
@@ -84,7 +86,7 @@ async function installSelectors(profile: string, selectors: readonly string[], e
 }
 
 function installAttrs(profile: string, attrPaths: readonly string[], expression: string | undefined) {
-  return run('nix-env', [...expressionArgs(expression), '-p', profile, '-iA', ...attrPaths])
+  return run('nix-env', [...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths])
 }
 
 async function resolveSelectors(selectors: readonly string[], expression: string | undefined): Promise<string[]> {
@@ -142,9 +144,51 @@ async function listExecutables(userEnvironment: string): Promise<string[]> {
   return found.sort()
 }
 
-/** Makes `link` an indirect GC root for `storePath`, so `nix-store --gc` keeps its closure. */
-export async function addGcRoot(link: string, storePath: string): Promise<void> {
-  await run('nix-store', ['--add-root', link, '--indirect', '--realise', storePath]).catch((error) => {
-    throw nixError(`cannot register the GC root ${link}`, error)
-  })
+/**
+ * A profile's generations as they are on disk: `P -> P-N-link -> /nix/store/...`. nix-env registers
+ * every generation link as a GC root, so the profile beside an image keeps the image's closure alive.
+ */
+export interface ProfileState {
+  current: string | undefined
+  generations: string[]
+}
+
+export async function profileState(profile: string): Promise<ProfileState> {
+  const dir = dirname(profile)
+  const prefix = `${basename(profile)}-`
+  const names = await readdir(dir).catch(() => [] as string[])
+  return {
+    current: await readlink(profile).catch(() => undefined),
+    generations: names.filter((name) => name.startsWith(prefix) && /^\d+-link$/.test(name.slice(prefix.length))),
+  }
+}
+
+/** Puts a profile back as it was before a failed build: its old generation current, new ones gone. */
+export async function restoreProfile(profile: string, before: ProfileState): Promise<void> {
+  if (before.current) await replaceSymlink(before.current, profile)
+  else await rm(profile, { force: true })
+  await removeGenerations(profile, (name) => !before.generations.includes(name))
+}
+
+/** Drops every generation but the current one, so older closures can be collected. */
+export async function pruneProfile(profile: string): Promise<void> {
+  const { current } = await profileState(profile)
+  await removeGenerations(profile, (name) => name !== current)
+}
+
+/** Removes a profile and all its generations. */
+export async function removeProfile(profile: string): Promise<void> {
+  await rm(profile, { force: true })
+  await removeGenerations(profile, () => true)
+}
+
+async function removeGenerations(profile: string, unwanted: (name: string) => boolean): Promise<void> {
+  const { generations } = await profileState(profile)
+  await Promise.all(generations.filter(unwanted).map((name) => rm(join(dirname(profile), name), { force: true })))
+}
+
+async function replaceSymlink(target: string, link: string): Promise<void> {
+  const temporary = `${link}.${process.pid}.tmp`
+  await symlink(target, temporary)
+  await rename(temporary, link)
 }

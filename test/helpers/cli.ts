@@ -43,7 +43,7 @@ export function buildJson(args: string[], options: Parameters<typeof runCli>[1] 
     imageId: string
     mounts: number
     mountsFile: string | null
-    gcRoot: string | null
+    profile: string | null
     validated: boolean
     rktCommand: string
   }
