@@ -18,6 +18,7 @@ import {
   topLevelEntries,
 } from '../nix/profile.js'
 import { defaultExpression } from '../nix/selectors.js'
+import type { AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
@@ -37,6 +38,7 @@ export interface BuildRequest {
   compression: Compression
   resolvConf: boolean
   validate: boolean
+  app: AppOptions
 }
 
 export interface BuildResult {
@@ -87,16 +89,24 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     const userEnvironment = await progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
       installProfile(profile, request.packages, expression),
     )
-    const [execPath, topLevel, closure] = await progress.step('Querying the closure', () =>
+    const [execPath, app, topLevel, closure] = await progress.step('Querying the closure', () =>
       Promise.all([
         findExecutable(userEnvironment, request.binary),
+        resolvePrograms(userEnvironment, request.app),
         topLevelEntries(userEnvironment),
         closureOf(userEnvironment),
       ]),
     )
     const plan = planImage(
       { userEnvironment, topLevel, execPath, closure },
-      { kind: request.kind, name: request.name, os: 'linux', arch: appcArch(machine()), resolvConf: request.resolvConf },
+      {
+        kind: request.kind,
+        name: request.name,
+        os: 'linux',
+        arch: appcArch(machine()),
+        resolvConf: request.resolvConf,
+        app,
+      },
     )
     const staged = { image: join(staging, 'image.aci'), mounts: join(staging, 'image.mounts') }
     const writeImage = await writerLoading
@@ -122,13 +132,28 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       engine,
       size: (await stat(final.image)).size,
       imageId,
-      mounts: plan.mountPoints.length,
+      mounts: plan.app.mountPoints.length,
       mountsFile,
       profile: request.kind === 'thin' ? final.profile : null,
       validated: validated === true,
       rktCommand: rktRunCommand(final.image, mountsFile),
     }
   })
+}
+
+/** The options with every command's program (`sh`, `bin/sh`) made an absolute path in the profile. */
+async function resolvePrograms(userEnvironment: string, app: AppOptions): Promise<AppOptions> {
+  const resolveArgv = async ([program, ...args]: string[]) => [
+    program!.startsWith('/') ? program! : await findExecutable(userEnvironment, program!),
+    ...args,
+  ]
+  return {
+    ...app,
+    ...(app.exec ? { exec: await resolveArgv(app.exec) } : {}),
+    eventHandlers: await Promise.all(
+      app.eventHandlers.map(async (handler) => ({ ...handler, exec: await resolveArgv(handler.exec) })),
+    ),
+  }
 }
 
 /** A staging directory beside the outputs, so the final renames are atomic. */

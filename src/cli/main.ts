@@ -4,6 +4,7 @@ import yargs, { type Argv, type InferredOptionTypes } from 'yargs'
 import { COMPRESSIONS, type Compression } from '../aci/compression.js'
 import { buildImage } from '../build/build-image.js'
 import { ENGINES, type EngineChoice } from '../engines/engine.js'
+import { parseAppOptions } from '../plan/app-options.js'
 import type { ImageKind } from '../plan/plan.js'
 import { cleanUpOnSignals } from '../util/cleanup.js'
 import { UserError, messageOf } from '../util/errors.js'
@@ -19,6 +20,25 @@ const imageOptions = {
   compression: { choices: COMPRESSIONS, default: 'gzip' as Compression, describe: 'how the image is compressed' },
   'resolv-conf': { type: 'boolean', default: true, describe: "mount the host's /etc/resolv.conf (--no-resolv-conf drops it)" },
   validate: { type: 'boolean', default: true, describe: 'run actool validate when installed (--no-validate skips)' },
+} as const
+
+/** Manifest options, each checked against the appc rules before any Nix work. */
+const manifestOptions = {
+  exec: { type: 'string', describe: "the app's full command line (default: <binary>); args after -- are appended" },
+  'image-version': { type: 'string', describe: 'the version label' },
+  label: { type: 'string', array: true, describe: 'a label, k=v (repeatable)' },
+  env: { type: 'string', array: true, describe: 'an environment variable, K=V (repeatable)' },
+  port: { type: 'string', array: true, describe: 'a port, name:protocol:port[:count][:socket-activated]' },
+  mount: { type: 'string', array: true, describe: 'a mount point for the user to fill, name:path[:ro]' },
+  volume: { type: 'string', array: true, describe: 'a host path for a --mount, name=hostpath (goes to .mounts)' },
+  isolator: { type: 'string', array: true, describe: 'an isolator, name=JSON' },
+  user: { type: 'string', describe: 'user to run as (default 0)' },
+  group: { type: 'string', describe: 'group to run as (default 0)' },
+  'supplementary-gid': { type: 'number', array: true, describe: 'a supplementary group ID (repeatable)' },
+  'working-dir': { type: 'string', describe: "the app's working directory (absolute)" },
+  annotation: { type: 'string', array: true, describe: 'an annotation, k=v (repeatable)' },
+  'pre-start': { type: 'string', describe: 'command to run before the app starts' },
+  'post-stop': { type: 'string', describe: 'command to run after the app stops' },
 } as const
 
 const globalOptions = {
@@ -55,8 +75,15 @@ function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
           demandOption: true,
           describe: 'attribute paths, package names or store paths',
         })
-        .options(imageOptions),
+        .options(imageOptions)
+        .options(manifestOptions)
+        .group(Object.keys(manifestOptions), 'Manifest options:'),
     async (argv) => {
+      const app = parseAppOptions({
+        ...argv,
+        execArgs: ((argv['--'] as unknown[] | undefined) ?? []).map(String),
+        supplementaryGid: argv.supplementaryGid,
+      })
       const result = await buildImage(
         {
           kind,
@@ -69,6 +96,7 @@ function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
           compression: argv.compression,
           resolvConf: argv.resolvConf,
           validate: argv.validate,
+          app,
         },
         createProgress(progressStyle({ quiet: argv.quiet || argv.json })),
       )
@@ -86,6 +114,7 @@ export async function main(args: string[], scriptName = 'nix2aci'): Promise<void
       .usage('$0 <command> [options]\n\nTurn Nix packages into App Container Images (ACIs) for rkt.')
       .options(globalOptions)
     await addImageCommand(addImageCommand(cli, 'thin'), 'fat')
+      .parserConfiguration({ 'populate--': true })
       .demandCommand(1, 'Name a command: thin or fat')
       .strict()
       .version(version)

@@ -3,7 +3,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { imageIdOf } from '../aci/read.js'
-import type { ImagePlan, SkeletonEntry } from '../plan/plan.js'
+import type { AppPlan, ImagePlan, SkeletonEntry } from '../plan/plan.js'
 import { withCleanup } from '../util/cleanup.js'
 import { UserError } from '../util/errors.js'
 import type { EngineOptions, EngineResult } from './engine.js'
@@ -17,7 +17,7 @@ export async function writeWithAcbuild(
     throw new UserError(`acbuild writes gzip images only; use --engine native for --compression ${options.compression}`)
   const { $ } = await import('zx')
   const workPath = join(options.staging, 'acbuild')
-  const acbuild = async (...args: string[]) => {
+  const acbuild: Acbuild = async (...args) => {
     const result = await $({ quiet: true, nothrow: true })`acbuild --work-path ${workPath} --no-history ${args}`
     if (result.exitCode !== 0) {
       const message = result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`
@@ -36,14 +36,38 @@ export async function writeWithAcbuild(
       const topLevel = await materializeSkeleton(plan.skeleton, skeletonDir)
       await acbuild('copy-to-dir', ...topLevel.map((entry) => join(skeletonDir, entry)), '/')
       if (plan.storePaths.length > 0) await acbuild('copy-to-dir', ...plan.storePaths, '/nix/store')
-      for (const mount of plan.mountPoints) {
-        await acbuild('mount', 'add', mount.name, mount.path, ...(mount.readOnly ? ['--read-only'] : []))
-      }
-      await acbuild('set-exec', '--', ...plan.exec)
+      await setApp(acbuild, plan.app, options.staging)
+      for (const annotation of plan.annotations) await acbuild('annotation', 'add', annotation.name, annotation.value)
       await acbuild('write', '--overwrite', output)
     },
   )
   return { imageId: await imageIdOf(output) }
+}
+
+type Acbuild = (...args: string[]) => Promise<void>
+
+/** The app section, one acbuild subcommand per setting. */
+async function setApp(acbuild: Acbuild, app: AppPlan, staging: string): Promise<void> {
+  await acbuild('set-exec', '--', ...app.exec)
+  for (const handler of app.eventHandlers) await acbuild('set-event-handler', handler.name, '--', ...handler.exec)
+  await acbuild('set-user', app.user)
+  await acbuild('set-group', app.group)
+  if (app.supplementaryGIDs.length > 0) await acbuild('set-supp-groups', ...app.supplementaryGIDs.map(String))
+  if (app.workingDirectory !== undefined) await acbuild('set-working-directory', app.workingDirectory)
+  for (const variable of app.environment) await acbuild('environment', 'add', variable.name, variable.value)
+  for (const mount of app.mountPoints) {
+    await acbuild('mount', 'add', mount.name, mount.path, ...(mount.readOnly ? ['--read-only'] : []))
+  }
+  for (const port of app.ports) {
+    const flags = ['--count', String(port.count), ...(port.socketActivated ? ['--socket-activated'] : [])]
+    await acbuild('port', 'add', port.name, port.protocol, String(port.port), ...flags)
+  }
+  for (const [i, isolator] of app.isolators.entries()) {
+    // acbuild reads an isolator's value from a file.
+    const file = join(staging, `isolator-${i}.json`)
+    await writeFile(file, JSON.stringify(isolator.value))
+    await acbuild('isolator', 'add', isolator.name, file)
+  }
 }
 
 /** Lays the skeleton out on disk for `copy-to-dir`; returns its top-level entries. */

@@ -1,36 +1,37 @@
 // The appc image manifest a plan stands for: what the native engine writes, and what acbuild
-// must produce from the same plan.
-import type { ImagePlan, Label, MountPoint } from './plan.js'
+// must produce from the same plan. Empty lists are left out, as acbuild leaves them out.
+import type { ImagePlan } from './plan.js'
 
 /** The appc spec version acbuild 0.4.0 declares; both engines must agree on it. */
 export const AC_VERSION = '0.8.5'
 
-export interface ImageManifest {
-  acKind: 'ImageManifest'
-  acVersion: string
-  name: string
-  labels: Label[]
-  app: {
-    exec: string[]
-    user: string
-    group: string
-    mountPoints?: MountPoint[]
-  }
-}
+export type ImageManifest = Record<string, unknown>
 
 export function imageManifest(plan: ImagePlan): ImageManifest {
+  const { app } = plan
+  const nonEmpty = <T>(key: string, list: T[]) => (list.length > 0 ? { [key]: list } : {})
   return {
     acKind: 'ImageManifest',
     acVersion: AC_VERSION,
     name: plan.name,
     labels: plan.labels,
     app: {
-      exec: plan.exec,
-      // acbuild sets root when it creates the app section; rkt needs both.
-      user: '0',
-      group: '0',
-      ...(plan.mountPoints.length > 0 ? { mountPoints: plan.mountPoints } : {}),
+      exec: app.exec,
+      ...nonEmpty('eventHandlers', app.eventHandlers),
+      user: app.user,
+      group: app.group,
+      ...nonEmpty('supplementaryGIDs', app.supplementaryGIDs),
+      ...(app.workingDirectory !== undefined ? { workingDirectory: app.workingDirectory } : {}),
+      ...nonEmpty('environment', app.environment),
+      // acbuild writes readOnly only when it is true.
+      ...nonEmpty(
+        'mountPoints',
+        app.mountPoints.map(({ name, path, readOnly }) => (readOnly ? { name, path, readOnly } : { name, path })),
+      ),
+      ...nonEmpty('ports', app.ports),
+      ...nonEmpty('isolators', app.isolators),
     },
+    ...nonEmpty('annotations', plan.annotations),
   }
 }
 

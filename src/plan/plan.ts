@@ -1,14 +1,10 @@
 // The image plan: everything an engine needs to write an ACI, computed from Nix facts with no I/O.
 import { basename } from 'node:path'
-import { acIdentifierProblem, toAcName } from './appc.js'
 import { UserError } from '../util/errors.js'
+import type { AppOptions, EventName, Isolator, NameValue, Port } from './app-options.js'
+import { acIdentifierProblem, toAcName } from './appc.js'
 
 export type ImageKind = 'thin' | 'fat'
-
-export interface Label {
-  name: string
-  value: string
-}
 
 export interface MountPoint {
   name: string
@@ -29,12 +25,26 @@ export type SkeletonEntry =
   | { type: 'symlink'; path: string; target: string }
   | { type: 'file'; path: string; content: string }
 
+/** The app section of the manifest, in the order acbuild builds it. */
+export interface AppPlan {
+  exec: string[]
+  eventHandlers: Array<{ name: EventName; exec: string[] }>
+  user: string
+  group: string
+  supplementaryGIDs: number[]
+  workingDirectory?: string
+  environment: NameValue[]
+  mountPoints: MountPoint[]
+  ports: Port[]
+  isolators: Isolator[]
+}
+
 export interface ImagePlan {
   kind: ImageKind
   name: string
-  labels: Label[]
-  exec: string[]
-  mountPoints: MountPoint[]
+  labels: NameValue[]
+  app: AppPlan
+  annotations: NameValue[]
   volumes: HostVolume[]
   skeleton: SkeletonEntry[]
   /** Store paths copied whole into rootfs/nix/store (fat images); empty for thin images. */
@@ -56,6 +66,8 @@ export interface PlanOptions {
   os: string
   arch: string
   resolvConf: boolean
+  /** The user's manifest options, with every program already resolved to an absolute path. */
+  app: AppOptions
 }
 
 const RESOLV_CONF = '/etc/resolv.conf'
@@ -70,8 +82,16 @@ export function checkImageName(name: string): void {
   if (problem) throw new UserError(`invalid image name '${name}': ${problem}`)
 }
 
+/** Adds or replaces by name, keeping the first position, as acbuild's `... add` commands do. */
+function upsert<T extends { name: string }>(list: T[], item: T): T[] {
+  const at = list.findIndex((existing) => existing.name === item.name)
+  if (at < 0) return [...list, item]
+  return list.map((existing, i) => (i === at ? item : existing))
+}
+
 export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   checkImageName(options.name)
+  const { app } = options
   const fat = options.kind === 'fat'
   const mountPoints: MountPoint[] = []
   const volumes: HostVolume[] = []
@@ -81,6 +101,13 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   }
   if (!fat) storeMountNames(facts.closure).forEach((name, i) => addHostMount(name, facts.closure[i]!))
   if (options.resolvConf) addHostMount(RESOLV_CONF_MOUNT, RESOLV_CONF)
+  for (const mount of app.mounts) {
+    if (mountPoints.some((existing) => existing.name === mount.name))
+      throw new UserError(`--mount '${mount.name}': a mount point of that name is already declared`)
+    mountPoints.push(mount)
+    const volume = app.volumes.find((v) => v.name === mount.name)
+    if (volume) volumes.push({ name: mount.name, source: volume.value, readOnly: mount.readOnly })
+  }
 
   const skeleton: SkeletonEntry[] = SKELETON_DIRS.map((path) => ({ type: 'dir', path }))
   if (fat) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
@@ -90,15 +117,28 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   }
   skeleton.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 
+  const platformLabels = [
+    { name: 'arch', value: options.arch },
+    { name: 'os', value: options.os },
+  ]
   return {
     kind: options.kind,
     name: options.name,
-    labels: [
-      { name: 'arch', value: options.arch },
-      { name: 'os', value: options.os },
-    ],
-    exec: [facts.execPath],
-    mountPoints,
+    labels: app.labels.reduce(upsert, platformLabels),
+    app: {
+      exec: [...(app.exec ?? [facts.execPath]), ...app.execArgs],
+      eventHandlers: app.eventHandlers,
+      // acbuild makes the app run as root unless told otherwise; rkt needs both set.
+      user: app.user ?? '0',
+      group: app.group ?? '0',
+      supplementaryGIDs: app.supplementaryGIDs,
+      ...(app.workingDirectory !== undefined ? { workingDirectory: app.workingDirectory } : {}),
+      environment: app.environment.reduce(upsert<NameValue>, []),
+      mountPoints,
+      ports: app.ports.reduce(upsert<Port>, []),
+      isolators: app.isolators.reduce(upsert<Isolator>, []),
+    },
+    annotations: app.annotations.reduce(upsert<NameValue>, []),
     volumes,
     skeleton,
     storePaths: fat ? [...facts.closure].sort() : [],
