@@ -4,6 +4,7 @@ import { machine } from 'node:os'
 import { join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
 import type { Compression } from '../aci/compression.js'
+import { signImage } from '../aci/sign.js'
 import type { EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, type Engine } from '../engines/select.js'
 import {
@@ -39,6 +40,8 @@ export interface BuildRequest {
   resolvConf: boolean
   validate: boolean
   app: AppOptions
+  /** Sign with gpg (`<name>.aci.asc`), with this key or gpg's default. */
+  sign?: { key?: string }
 }
 
 export interface BuildResult {
@@ -52,6 +55,7 @@ export interface BuildResult {
   /** The Nix profile beside a thin image: the GC root that keeps its closure. */
   profile: string | null
   validated: boolean
+  signature: string | null
   rktCommand: string
 }
 
@@ -74,7 +78,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   const outDir = resolve(request.outDir)
   const staging = await makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
-  const final = { image: `${base}.aci`, mounts: `${base}.mounts`, profile: `${base}.profile` }
+  const final = { image: `${base}.aci`, mounts: `${base}.mounts`, signature: `${base}.aci.asc`, profile: `${base}.profile` }
   // A thin image's profile lives beside it from the start (it is its GC root); a fat image needs none.
   const profile = request.kind === 'thin' ? final.profile : join(staging, 'profile')
   const profileBefore = await profileState(final.profile)
@@ -108,7 +112,11 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
         app,
       },
     )
-    const staged = { image: join(staging, 'image.aci'), mounts: join(staging, 'image.mounts') }
+    const staged = {
+      image: join(staging, 'image.aci'),
+      mounts: join(staging, 'image.mounts'),
+      signature: join(staging, 'image.aci.asc'),
+    }
     const writeImage = await writerLoading
     const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
       writeImage(plan, staged.image, { compression: request.compression, staging }),
@@ -118,10 +126,13 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image)),
       hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
     ])
+    const { sign } = request
+    if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
 
+    // The image goes last but one: a signature or .mounts of an earlier image must not outlive it.
+    await (sign ? rename(staged.signature, final.signature) : rm(final.signature, { force: true }))
+    await (hasVolumes ? rename(staged.mounts, final.mounts) : rm(final.mounts, { force: true }))
     await rename(staged.image, final.image)
-    if (hasVolumes) await rename(staged.mounts, final.mounts)
-    else await rm(final.mounts, { force: true })
     saved = true
     await (request.kind === 'thin' ? pruneProfile(final.profile) : removeProfile(final.profile))
 
@@ -136,7 +147,8 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       mountsFile,
       profile: request.kind === 'thin' ? final.profile : null,
       validated: validated === true,
-      rktCommand: rktRunCommand(final.image, mountsFile),
+      signature: sign ? final.signature : null,
+      rktCommand: rktRunCommand(final.image, mountsFile, Boolean(sign)),
     }
   })
 }
@@ -166,7 +178,9 @@ async function makeStagingDir(outDir: string, name: string): Promise<string> {
   }
 }
 
-function rktRunCommand(image: string, mountsFile: string | null): string {
+/** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
+function rktRunCommand(image: string, mountsFile: string | null, signed: boolean): string {
+  const insecure = signed ? '' : ' --insecure-options=image'
   const volumes = mountsFile ? ` $(cat ${displayPath(mountsFile)})` : ''
-  return `sudo rkt run --insecure-options=image${volumes} ${displayPath(image)}`
+  return `sudo rkt run${insecure}${volumes} ${displayPath(image)}`
 }

@@ -20,6 +20,8 @@ const imageOptions = {
   compression: { choices: COMPRESSIONS, default: 'gzip' as Compression, describe: 'how the image is compressed' },
   'resolv-conf': { type: 'boolean', default: true, describe: "mount the host's /etc/resolv.conf (--no-resolv-conf drops it)" },
   validate: { type: 'boolean', default: true, describe: 'run actool validate when installed (--no-validate skips)' },
+  sign: { type: 'boolean', default: false, describe: 'sign the image with gpg: <name>.aci.asc (GNUPGHOME is honoured)' },
+  key: { type: 'string', describe: 'the gpg key to sign with (default: gpg\'s default key)', implies: 'sign' },
 } as const
 
 /** Manifest options, each checked against the appc rules before any Nix work. */
@@ -97,6 +99,7 @@ function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
           resolvConf: argv.resolvConf,
           validate: argv.validate,
           app,
+          ...(argv.sign ? { sign: argv.key ? { key: argv.key } : {} } : {}),
         },
         createProgress(progressStyle({ quiet: argv.quiet || argv.json })),
       )

@@ -20,6 +20,7 @@ export function describeBuild(result: BuildResult): string {
     `  image ID:  ${result.imageId}`,
     `  mounts:    ${result.mounts}${result.mountsFile ? ` (${shown(result.mountsFile)})` : ''}`,
   ]
+  if (result.signature) lines.push(`  signature: ${shown(result.signature)}`)
   if (result.profile) lines.push(`  GC root:   ${shown(result.profile)} (Nix profile)`)
   lines.push(`  run it:    ${result.rktCommand}`)
   return lines.join('\n')
