@@ -32,6 +32,8 @@ export interface BuildRequest {
   name: string
   binary: string
   packages: string[]
+  /** Store derivations already instantiated for `packages` by a shared evaluation, installed instead. */
+  instantiated?: string[]
   outDir: string
   /** `-f`: the Nix expression to take packages from. */
   file?: string
@@ -91,7 +93,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
     const userEnvironment = await progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
-      installProfile(profile, request.packages, expression),
+      installProfile(profile, request.instantiated ?? request.packages, expression),
     )
     const [execPath, app, topLevel, closure] = await progress.step('Querying the closure', () =>
       Promise.all([

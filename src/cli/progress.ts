@@ -9,9 +9,10 @@ export function progressStyle(options: { quiet: boolean }): ProgressStyle {
   return process.stderr.isTTY && !process.env.CI ? 'spinner' : 'lines'
 }
 
-export function createProgress(style: ProgressStyle): Progress {
+/** `label` prefixes each line, for builds that run side by side (where spinners would collide). */
+export function createProgress(style: ProgressStyle, label?: string): Progress {
   if (style === 'silent') return { step: (_title, work) => work() }
-  if (style === 'lines') return { step: lineStep }
+  if (style === 'lines' || label !== undefined) return { step: (title, work) => lineStep(title, work, label) }
   return { step: spinnerStep }
 }
 
@@ -19,11 +20,12 @@ function seconds(since: number): string {
   return `${((performance.now() - since) / 1000).toFixed(1)}s`
 }
 
-async function lineStep<T>(title: string, work: () => Promise<T>): Promise<T> {
+async function lineStep<T>(title: string, work: () => Promise<T>, label?: string): Promise<T> {
   const started = performance.now()
-  process.stderr.write(`- ${title}...\n`)
+  const prefix = label ? `[${label}] ` : ''
+  process.stderr.write(`${prefix}- ${title}...\n`)
   const result = await work()
-  process.stderr.write(`  done in ${seconds(started)}\n`)
+  process.stderr.write(`${prefix}  done: ${title} (${seconds(started)})\n`)
   return result
 }
 

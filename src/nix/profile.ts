@@ -100,6 +100,22 @@ async function resolveSelectors(selectors: readonly string[], expression: string
   })
 }
 
+/**
+ * Evaluates the expression once for many attribute paths (`nix-instantiate -A a -A b ...`) and returns
+ * their store derivations in order, or undefined when any of them fails to evaluate.
+ */
+export async function instantiateAttrs(attrPaths: readonly string[], expression: string | undefined): Promise<string[] | undefined> {
+  if (attrPaths.length === 0) return []
+  const file = expression ?? `${process.env.HOME ?? ''}/.nix-defexpr`
+  try {
+    const { stdout } = await run('nix-instantiate', [file, ...attrPaths.flatMap((attr) => ['-A', attr])])
+    const drvs = stdout.split('\n').filter(Boolean)
+    return drvs.length === attrPaths.length ? drvs : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Every store path the given path needs at run time (`nix-store -qR`), sorted. */
 export async function closureOf(storePath: string): Promise<string[]> {
   const { stdout } = await run('nix-store', ['-qR', storePath]).catch((error) => {

@@ -1,0 +1,71 @@
+// What `nix2aci validate` checks: the image as rkt would take it, and, for a thin image, that this
+// host has every path its mounts name.
+import { access, readFile } from 'node:fs/promises'
+import { validateWithActool } from './actool.js'
+import { readImage, type ImageContents } from './inspect.js'
+import { UserError, messageOf } from '../util/errors.js'
+
+export interface CheckReport {
+  image: string
+  valid: boolean
+  actool: 'passed' | 'not installed'
+  problems: string[]
+  missingMountSources: string[]
+}
+
+/** The `.mounts` file that goes with an image, if there is one. */
+export function mountsFileOf(image: string): string {
+  return image.replace(/\.aci$/, '') + '.mounts'
+}
+
+/** Host sources named by a `.mounts` file's `--volume=...,source=PATH,...` arguments. */
+export function volumeSources(mountsText: string): string[] {
+  return mountsText
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((arg) => /(?:^--volume=|,)source=([^,]+)/.exec(arg)?.[1])
+    .filter((source): source is string => source !== undefined)
+}
+
+export async function checkImage(image: string): Promise<CheckReport> {
+  const problems: string[] = []
+  let contents: ImageContents | undefined
+  try {
+    contents = await readImage(image)
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    problems.push(error.message)
+  }
+  if (contents) {
+    const extra = contents.topLevel.filter((name) => name !== 'manifest' && name !== 'rootfs')
+    if (extra.length > 0) problems.push(`unexpected top-level entries (only manifest and rootfs/ belong there): ${extra.join(', ')}`)
+    if (contents.manifest.acKind !== 'ImageManifest') problems.push('the manifest is not an ImageManifest')
+  }
+  let actool: CheckReport['actool'] = 'not installed'
+  try {
+    if (await validateWithActool(image)) actool = 'passed'
+  } catch (error) {
+    problems.push(messageOf(error))
+  }
+  const missingMountSources = contents ? await missingSources(image, contents) : []
+  if (missingMountSources.length > 0) problems.push(`mount sources missing on this host: ${missingMountSources.join(' ')}`)
+  return { image, valid: problems.length === 0, actool, problems, missingMountSources }
+}
+
+/**
+ * The host paths the image needs but this host lacks: the sources its `.mounts` file names, or,
+ * without one, the store paths its mount points expect (a thin image's closure).
+ */
+async function missingSources(image: string, contents: ImageContents): Promise<string[]> {
+  const mountsText = await readFile(mountsFileOf(image), 'utf8').catch(() => undefined)
+  const app = contents.manifest.app as { mountPoints?: Array<{ path: string }> } | undefined
+  const sources =
+    mountsText !== undefined
+      ? volumeSources(mountsText)
+      : (app?.mountPoints ?? []).map((mount) => mount.path).filter((path) => path.startsWith('/nix/store/'))
+  const missing: string[] = []
+  for (const source of sources) {
+    if (!(await access(source).then(() => true, () => false))) missing.push(source)
+  }
+  return missing
+}

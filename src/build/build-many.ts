@@ -1,0 +1,65 @@
+// `nix2aci build`: many images from one spec, independent builds side by side, one Nix evaluation
+// shared by all the images that read the same expression.
+import { availableParallelism } from 'node:os'
+import { instantiateAttrs } from '../nix/profile.js'
+import { defaultExpression, isStorePath, looksLikeAttrPath } from '../nix/selectors.js'
+import { messageOf } from '../util/errors.js'
+import { buildImage, type BuildRequest, type BuildResult, type Progress } from './build-image.js'
+import type { SpecEntry } from './spec.js'
+
+export type ImageOutcome = { name: string; ok: true; result: BuildResult } | { name: string; ok: false; error: string }
+
+export async function buildMany(entries: readonly SpecEntry[], progressFor: (name: string) => Progress): Promise<ImageOutcome[]> {
+  const requests = await shareEvaluation(entries)
+  const outcomes: ImageOutcome[] = new Array(entries.length)
+  let next = 0
+  const worker = async () => {
+    for (let i = next++; i < entries.length; i = next++) {
+      const entry = requests[i]!
+      if ('error' in entry) {
+        outcomes[i] = { name: entry.name, ok: false, error: entry.error }
+        continue
+      }
+      try {
+        outcomes[i] = { name: entry.name, ok: true, result: await buildImage(entry.request, progressFor(entry.name)) }
+      } catch (error) {
+        outcomes[i] = { name: entry.name, ok: false, error: messageOf(error) }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(availableParallelism(), entries.length) }, worker))
+  return outcomes
+}
+
+/**
+ * Instantiates, per Nix expression, every attribute path the images name in one nix-instantiate
+ * call, and hands each image its derivations. Images whose packages are not all attribute paths, or
+ * whose expression does not evaluate, keep their own resolution (and its precise errors).
+ */
+async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry[]> {
+  type Buildable = Extract<SpecEntry, { request: BuildRequest }>
+  const shareable = (entry: SpecEntry): entry is Buildable =>
+    'request' in entry && entry.request.packages.every((p) => isStorePath(p) || looksLikeAttrPath(p))
+  const expressionOf = (entry: Buildable) => defaultExpression(entry.request.file, process.env.NIX_PATH)
+  const attrsOf = (entry: Buildable) => entry.request.packages.filter((p) => !isStorePath(p))
+
+  const attrsByExpression = new Map<string | undefined, Set<string>>()
+  for (const entry of entries.filter(shareable)) {
+    const attrs = attrsByExpression.get(expressionOf(entry)) ?? new Set<string>()
+    attrsOf(entry).forEach((attr) => attrs.add(attr))
+    attrsByExpression.set(expressionOf(entry), attrs)
+  }
+  const drvByAttr = new Map<string, string>()
+  const key = (expression: string | undefined, attr: string) => `${expression}\0${attr}`
+  for (const [expression, attrs] of attrsByExpression) {
+    const list = [...attrs]
+    const drvs = await instantiateAttrs(list, expression)
+    drvs?.forEach((drv, i) => drvByAttr.set(key(expression, list[i]!), drv))
+  }
+  return entries.map((entry) => {
+    if (!shareable(entry)) return entry
+    const instantiated = entry.request.packages.map((p) => (isStorePath(p) ? p : drvByAttr.get(key(expressionOf(entry), p))))
+    if (!instantiated.every((p): p is string => p !== undefined)) return entry
+    return { ...entry, request: { ...entry.request, instantiated } }
+  })
+}

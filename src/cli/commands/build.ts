@@ -1,0 +1,40 @@
+// `nix2aci build`: every image a spec file declares; a failing image fails alone.
+import { readFile } from 'node:fs/promises'
+import { buildMany } from '../../build/build-many.js'
+import { parseSpec } from '../../build/spec.js'
+import { UserError } from '../../util/errors.js'
+import { displayPath } from '../../util/paths.js'
+import type { GlobalArgs } from '../main.js'
+import { createProgress, progressStyle } from '../progress.js'
+import { formatSize } from '../report.js'
+
+export function addBuildCommand(cli: GlobalArgs): GlobalArgs {
+  return cli.command(
+    'build',
+    'Build every image a spec file declares (see README: "Building from a spec")',
+    (y) =>
+      y
+        .option('config', { alias: 'c', type: 'string', default: 'nix2aci.json', describe: 'the spec file' })
+        .option('file', { alias: 'f', type: 'string', describe: 'default Nix expression for images that name none' }),
+    async (argv) => {
+      const text = await readFile(argv.config, 'utf8').catch(() => {
+        throw new UserError(`cannot read the spec file ${argv.config}`)
+      })
+      const entries = parseSpec(text, argv.config, { outDir: argv.outDir, ...(argv.file ? { file: argv.file } : {}) })
+      const style = progressStyle({ quiet: argv.quiet || argv.json })
+      const outcomes = await buildMany(entries, (name) => createProgress(style, name))
+      const failed = outcomes.filter((outcome) => !outcome.ok).length
+      if (argv.json) {
+        process.stdout.write(`${JSON.stringify({ images: outcomes, built: outcomes.length - failed, failed })}\n`)
+      } else if (!argv.quiet) {
+        const lines = outcomes.map((outcome) =>
+          outcome.ok
+            ? `ok     ${outcome.name}: ${displayPath(outcome.result.image)} (${outcome.result.kind}, ${formatSize(outcome.result.size)})`
+            : `FAILED ${outcome.name}: ${outcome.error}`,
+        )
+        process.stdout.write(`${lines.join('\n')}\n${outcomes.length - failed} built, ${failed} failed\n`)
+      }
+      if (failed > 0) process.exitCode = 1
+    },
+  )
+}

@@ -1,0 +1,28 @@
+// `nix2aci run`: rkt run with the image's own mounts.
+import { rktRunArgs, shellQuote } from '../../aci/rkt.js'
+import { UserError } from '../../util/errors.js'
+import { findOnPath } from '../../util/exec.js'
+import { spawn } from 'node:child_process'
+import type { GlobalArgs } from '../main.js'
+
+export function addRunCommand(cli: GlobalArgs): GlobalArgs {
+  return cli.command(
+    'run <aci>',
+    'Run an image with rkt, with the volumes of its .mounts file (args after -- go to the app)',
+    (y) =>
+      y
+        .positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'print the rkt command line instead' }),
+    async (argv) => {
+      const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
+      if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
+      const rkt = await findOnPath('rkt')
+      if (!rkt) throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
+      process.exitCode = await new Promise<number>((resolve, reject) => {
+        const child = spawn(rkt, args, { stdio: 'inherit' })
+        child.on('error', reject)
+        child.on('close', (code) => resolve(code ?? 1))
+      })
+    },
+  )
+}
