@@ -1,0 +1,66 @@
+// nix2aci build: a spec with the README's examples and one bad entry.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { runAci } from './harness/run-aci.js'
+import { actoolValidate, fixtures, makeTempDir, runCli } from './helpers/cli.js'
+
+const dir = makeTempDir()
+afterAll(() => dir.remove())
+
+describe('nix2aci build', () => {
+  it('builds every good image, reports the bad one, and exits non-zero', async () => {
+    const spec = join(dir.path, 'nix2aci.json')
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        file: fixtures,
+        outDir: 'out',
+        images: [
+          { name: 'go1.5-etcd-v2.1.2', binary: 'etcd', packages: ['etcd'] },
+          { name: 'bbpython35', binary: 'sh', packages: ['busybox', 'python35'] },
+          { name: 'hello-fat', kind: 'fat', binary: 'hello', packages: ['hello'], env: ['GREETING=hi'] },
+          { name: 'broken', binary: 'hello', packages: ['hello'], port: ['web:tcp:0'] },
+        ],
+      }),
+    )
+    const run = runCli(['build', '-c', spec, '--json'])
+    expect(run.status).toBe(1)
+    const report = JSON.parse(run.stdout)
+    expect(report).toMatchObject({ built: 3, failed: 1 })
+    expect(report.images.map((i: { name: string; ok: boolean }) => [i.name, i.ok])).toEqual([
+      ['go1.5-etcd-v2.1.2', true],
+      ['bbpython35', true],
+      ['hello-fat', true],
+      ['broken', false],
+    ])
+    expect(report.images[3].error).toMatch(/images\[3\]: --port 'web:tcp:0': port must be in 1-65535 range/)
+    for (const image of report.images.slice(0, 3)) {
+      expect(image.result.image.startsWith(join(dir.path, 'out'))).toBe(true)
+      expect(actoolValidate(image.result.image).status).toBe(0)
+    }
+    const python = report.images[1].result
+    const run35 = await runAci(python.image, {
+      mounts: python.mountsFile,
+      args: ['-c', 'python3 -c "import json; print(json.dumps([1]))"'],
+    })
+    expect(run35.stdout.trim()).toBe('[1]')
+  })
+
+  it('refuses a spec that is not JSON or has no images list, in one line', () => {
+    const bad = join(dir.path, 'bad.json')
+    writeFileSync(bad, '{"image": []}')
+    const run = runCli(['build', '-c', bad])
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim()).toMatch(/^nix2aci: .*bad\.json: expected \{"images": \[ ... \]\}/)
+    writeFileSync(bad, '{not json')
+    expect(runCli(['build', '-c', bad]).stderr).toMatch(/is not JSON/)
+  })
+
+  it('names the bad field of an entry', () => {
+    const spec = join(dir.path, 'fields.json')
+    writeFileSync(spec, JSON.stringify({ images: [{ name: 'x', binary: 'hello', packages: 'hello', colour: 1 }] }))
+    const run = runCli(['build', '-c', spec, '--json'])
+    expect(JSON.parse(run.stdout).images[0].error).toMatch(/images\[0\]: unknown field 'colour'/)
+  })
+})

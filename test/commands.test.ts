@@ -1,0 +1,133 @@
+// inspect, validate and run on real images: thin, fat, and broken ones.
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildJson, makeTempDir, onPath, runCli } from './helpers/cli.js'
+
+const out = makeTempDir()
+let thin: ReturnType<typeof buildJson>
+let fat: ReturnType<typeof buildJson>
+beforeAll(() => {
+  thin = buildJson(['thin', 'hello-thin', 'hello', 'hello', '--out-dir', out.path, '--port', 'web:tcp:8080'])
+  fat = buildJson(['fat', 'hello-fat', 'hello', 'hello', '--out-dir', out.path, '--compression', 'xz'])
+})
+afterAll(() => out.remove())
+
+/** A copy of the thin image (and its .mounts) to break. */
+function copyOfThin(name: string): string {
+  const image = join(out.path, `${name}.aci`)
+  copyFileSync(thin.image, image)
+  copyFileSync(thin.mountsFile!, join(out.path, `${name}.mounts`))
+  return image
+}
+
+describe('nix2aci inspect', () => {
+  it('shows name, labels, exec, mounts, ports, size, compression and image ID', () => {
+    const run = runCli(['inspect', thin.image, '--json'])
+    expect(run.status).toBe(0)
+    const summary = JSON.parse(run.stdout)
+    expect(summary).toMatchObject({
+      name: 'hello-thin',
+      kind: 'thin',
+      labels: { arch: 'amd64', os: 'linux' },
+      exec: [expect.stringMatching(/-user-environment\/bin\/hello$/)],
+      ports: [{ name: 'web', protocol: 'tcp', port: 8080 }],
+      size: thin.size,
+      compression: 'gzip',
+      imageId: thin.imageId,
+    })
+    expect(summary.mounts).toHaveLength(thin.mounts)
+    const human = runCli(['inspect', thin.image])
+    expect(human.stdout).toMatch(/name: +hello-thin/)
+    expect(human.stdout).toContain(thin.imageId)
+  })
+
+  it('reads a fat xz image', () => {
+    const summary = JSON.parse(runCli(['inspect', fat.image, '--json']).stdout)
+    expect(summary).toMatchObject({ kind: 'fat', compression: 'xz', imageId: fat.imageId })
+  })
+
+  it('says when a file is not an image', () => {
+    const junk = join(out.path, 'junk.aci')
+    writeFileSync(junk, 'not an image at all, just text that is long enough to not be a tar header')
+    const run = runCli(['inspect', junk])
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim()).toMatch(/^nix2aci: .*junk\.aci is not a readable ACI/)
+  })
+})
+
+describe('nix2aci validate', () => {
+  it('passes thin and fat images built here', () => {
+    for (const image of [thin.image, fat.image]) {
+      const run = runCli(['validate', image])
+      expect(run.status, run.stdout).toBe(0)
+      expect(run.stdout).toMatch(/: valid \(actool passed\)/)
+    }
+  })
+
+  it('fails a truncated image', () => {
+    const image = copyOfThin('truncated')
+    truncateSync(image, 200)
+    const run = runCli(['validate', image, '--json'])
+    expect(run.status).toBe(1)
+    expect(JSON.parse(run.stdout).problems.join('\n')).toMatch(/unexpected end of file/)
+  })
+
+  it('fails a file that is not gzip or tar', () => {
+    const image = copyOfThin('random')
+    writeFileSync(image, Buffer.alloc(4096, 7))
+    const run = runCli(['validate', image])
+    expect(run.status).toBe(1)
+    expect(run.stdout).toMatch(/invalid\n.*not a readable ACI/)
+  })
+
+  it('fails an image with an extra top-level file', () => {
+    const dir = makeTempDir()
+    try {
+      execFileSync('tar', ['-xzf', thin.image, '-C', dir.path])
+      writeFileSync(join(dir.path, 'extra'), 'x')
+      const image = copyOfThin('extra')
+      execFileSync('tar', ['-czf', image, '-C', dir.path, 'manifest', 'rootfs', 'extra'])
+      const run = runCli(['validate', image])
+      expect(run.status).toBe(1)
+      expect(run.stdout).toMatch(/unexpected top-level entries.*: extra/)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('lists the mount sources this host lacks', () => {
+    const image = copyOfThin('missing')
+    const mounts = join(out.path, 'missing.mounts')
+    const gone = '/nix/store/00000000000000000000000000000000-gone'
+    writeFileSync(mounts, `${readFileSync(mounts, 'utf8').trim()} --volume=gone,kind=host,source=${gone},readOnly=true\n`)
+    const run = runCli(['validate', image, '--json'])
+    expect(run.status).toBe(1)
+    expect(JSON.parse(run.stdout).missingMountSources).toEqual([gone])
+    const human = runCli(['validate', image])
+    expect(human.stdout).toContain(`missing: ${gone}`)
+  })
+
+  it('says when there is no such file', () => {
+    rmSync(join(out.path, 'nothing.aci'), { force: true })
+    const run = runCli(['validate', join(out.path, 'nothing.aci')])
+    expect(run.status).toBe(1)
+    expect(run.stdout).toMatch(/no such image/)
+  })
+})
+
+describe('nix2aci run', () => {
+  it('--dry-run prints the exact rkt command line with the image volumes', () => {
+    const run = runCli(['run', thin.image, '--dry-run', '--', 'an arg'])
+    expect(run.status).toBe(0)
+    const volumes = readFileSync(thin.mountsFile!, 'utf8').trim()
+    expect(run.stdout.trim()).toBe(`rkt run --insecure-options=image ${volumes} ${thin.image} -- 'an arg'`)
+  })
+
+  it.skipIf(onPath('rkt'))('says clearly that rkt is not installed', () => {
+    const run = runCli(['run', thin.image])
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim()).toBe('nix2aci: rkt is not installed (not on PATH); --dry-run prints the command line it would run')
+  })
+})

@@ -1,0 +1,62 @@
+// Signing with a throwaway gpg key: the signature verifies and a tampered image does not.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildJson, fixtureEnv, makeTempDir, runCli } from './helpers/cli.js'
+
+const home = makeTempDir('nix2aci-gnupg-')
+const out = makeTempDir()
+const gnupgHome = join(home.path, 'gnupg')
+const env = fixtureEnv({ GNUPGHOME: gnupgHome })
+let fingerprint: string
+
+beforeAll(() => {
+  mkdirSync(gnupgHome, { mode: 0o700 })
+  const gpg = (...args: string[]) => execFileSync('gpg', ['--batch', ...args], { env, encoding: 'utf8' })
+  gpg('--passphrase', '', '--quick-gen-key', 'nix2aci test <test@nix2aci.invalid>', 'ed25519', 'sign', 'never')
+  fingerprint = /^fpr:+([0-9A-F]+):/m.exec(gpg('--with-colons', '--list-secret-keys'))![1]!
+})
+afterAll(() => {
+  spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env })
+  home.remove()
+  out.remove()
+})
+
+const verify = (image: string) =>
+  spawnSync('gpg', ['--batch', '--verify', `${image}.asc`, image], { env, encoding: 'utf8' })
+
+describe('--sign', () => {
+  it('writes an armoured detached signature that gpg verifies, and a tampered image fails', () => {
+    const result = buildJson(['thin', 'signed', 'hello', 'hello', '--out-dir', out.path, '--sign', '--key', fingerprint], {
+      env,
+    })
+    expect(result.signature).toBe(`${result.image}.asc`)
+    expect(execFileSync('head', ['-1', result.signature!], { encoding: 'utf8' })).toBe('-----BEGIN PGP SIGNATURE-----\n')
+    expect(verify(result.image).status).toBe(0)
+    expect(result.rktCommand).not.toContain('--insecure-options')
+    appendFileSync(result.image, 'tampered')
+    const tampered = verify(result.image)
+    expect(tampered.status).not.toBe(0)
+    expect(tampered.stderr).toMatch(/BAD signature/)
+  })
+
+  it('drops a stale signature when the image is rebuilt unsigned', () => {
+    buildJson(['thin', 'resigned', 'hello', 'hello', '--out-dir', out.path, '--sign'], { env })
+    expect(existsSync(join(out.path, 'resigned.aci.asc'))).toBe(true)
+    buildJson(['thin', 'resigned', 'hello', 'hello', '--out-dir', out.path], { env })
+    expect(existsSync(join(out.path, 'resigned.aci.asc'))).toBe(false)
+  })
+
+  it('fails cleanly with an unknown key and leaves nothing behind', () => {
+    const run = runCli(['thin', 'nokey', 'hello', 'hello', '--out-dir', out.path, '--sign', '--key', 'nobody@nowhere.invalid', '--quiet'], {
+      env,
+    })
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(run.stderr).toMatch(/gpg could not sign the image with key nobody@nowhere.invalid/)
+    expect(existsSync(join(out.path, 'nokey.aci'))).toBe(false)
+    expect(existsSync(join(out.path, 'nokey.profile'))).toBe(false)
+  })
+
+})
