@@ -1,31 +1,57 @@
-// The README's examples, read out of README.md and run as written, so the README cannot drift
-// from what works.
-import { execFileSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+// The README's examples, read out of README.md and run as written, in order, as a reader following it
+// would, so the README cannot drift from what works.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, repoRoot } from './helpers/cli.js'
+import { actoolValidate, listImage, makeTempDir, repoRoot } from './helpers/cli.js'
+
+const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
 
 function readmeBlock(marker: string): string {
-  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
-  const match = new RegExp(`<!-- readme-test: ${marker} -->\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(readme)
+  const match = new RegExp(`<!-- readme-test: ${marker} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\`\`\``).exec(readme)
   if (!match) throw new Error(`README.md has no block marked ${marker}`)
   return match[1]!
 }
 
 const acis = join(repoRoot, 'ACIs')
-afterAll(() => rmSync(acis, { recursive: true, force: true }))
+const gnupg = makeTempDir('nix2aci-readme-gnupg-')
+afterAll(() => {
+  rmSync(acis, { recursive: true, force: true })
+  spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: gnupg.path } })
+  gnupg.remove()
+})
 
-describe('README examples', () => {
-  it('run as typed and build images that pass actool and run', async () => {
-    const block = readmeBlock('examples')
-    expect(block).toContain('./buildThinACI go1.5-etcd-v2.1.2 etcd etcd')
-    expect(block).toContain('./buildThinACI bbpython35 sh busybox python35')
+describe('README', () => {
+  it('opens with the setup-and-build command and the test command', () => {
+    expect(readme).toContain(
+      '```sh\n./scripts/setup.sh && NIX_PATH=nixpkgs=$PWD/fixtures ./buildThinACI go1.5-etcd-v2.1.2 etcd etcd\nnpm test\n```',
+    )
+  })
+
+  it('shows the spec that nix2aci.example.json holds', () => {
+    const example = JSON.parse(readFileSync(join(repoRoot, 'nix2aci.example.json'), 'utf8'))
+    expect(JSON.parse(readmeBlock('spec'))).toEqual(example)
+  })
+
+  it('runs its examples as typed, and the images they build pass actool and run', async () => {
+    const examples = readmeBlock('examples')
+    expect(examples).toContain('./buildThinACI go1.5-etcd-v2.1.2 etcd etcd')
+    expect(examples).toContain('./buildThinACI bbpython35 sh busybox python35')
+    // The signing example names your key; here a throwaway key stands in for it.
+    const env = { ...process.env, GNUPGHOME: join(gnupg.path, 'home') }
+    mkdirSync(env.GNUPGHOME, { mode: 0o700 })
+    execFileSync('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'You <you@example.com>', 'ed25519', 'sign', 'never'], {
+      env,
+      stdio: 'ignore',
+    })
     rmSync(acis, { recursive: true, force: true })
-    execFileSync('bash', ['-e', '-c', block], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] })
+    const script = ['examples', 'options', 'sign', 'check', 'spec-build'].map(readmeBlock).join('\n')
+    const run = spawnSync('bash', ['-e', '-c', script], { cwd: repoRoot, env, encoding: 'utf8' })
+    expect(run.status, run.stderr).toBe(0)
 
-    for (const name of ['go1.5-etcd-v2.1.2', 'bbpython35', 'hello-fat']) {
+    for (const name of ['go1.5-etcd-v2.1.2', 'bbpython35', 'hello-fat', 'etcd-node', 'hello-signed']) {
       expect(actoolValidate(join(acis, `${name}.aci`)).status, name).toBe(0)
     }
     const etcd = await runAci(join(acis, 'go1.5-etcd-v2.1.2.aci'), {
@@ -40,5 +66,14 @@ describe('README examples', () => {
     expect(python.stdout.trim()).toBe('[1]')
     const hello = await runAci(join(acis, 'hello-fat.aci'), { mounts: join(acis, 'hello-fat.mounts') })
     expect(hello.stdout.trim()).toBe('Hello, world!')
+
+    const node = listImage(join(acis, 'etcd-node.aci')).manifest as { app: Record<string, unknown> }
+    expect(node.app.exec).toEqual([expect.stringMatching(/bin\/etcd$/), '--data-dir', '/var/lib/etcd', '--name', 'node1'])
+    expect(node.app.workingDirectory).toBe('/var/lib/etcd')
+    expect(run.stderr).toContain('gpg: Good signature')
+    expect(run.stdout).toMatch(/name: +go1\.5-etcd-v2\.1\.2/)
+    expect(run.stdout).toMatch(/ACIs\/go1\.5-etcd-v2\.1\.2\.aci: valid/)
+    expect(run.stdout).toMatch(/^rkt run --insecure-options=image --volume=.* ACIs\/go1\.5-etcd-v2\.1\.2\.aci -- --version$/m)
+    expect(run.stdout).toMatch(/3 built, 0 failed/)
   })
 })
