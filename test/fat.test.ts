@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { etcdVersionFromImage } from './helpers/etcd.js'
+import { closureOf } from './helpers/closure.js'
 import { actoolValidate, buildJson, listImage, makeTempDir, runCli, snapshotDir } from './helpers/cli.js'
 
 const out = makeTempDir()
@@ -13,7 +14,6 @@ afterAll(() => out.remove())
 const fat = (name: string, binary: string, packages: string[], extra: string[] = [], outDir = out.path) =>
   buildJson(['fat', name, binary, ...packages, '--out-dir', outDir, '--engine', 'native', ...extra])
 
-const closureOf = (path: string) => execFileSync('nix-store', ['-qR', path], { encoding: 'utf8' }).trim().split('\n')
 
 describe('nix2aci fat', () => {
   it('runs etcd with no host mounts but resolv.conf, answering GET /version', async () => {

@@ -50,19 +50,6 @@ export interface AppOptions {
   eventHandlers: Array<{ name: EventName; exec: string[] }>
 }
 
-export const NO_APP_OPTIONS: AppOptions = {
-  execArgs: [],
-  labels: [],
-  environment: [],
-  ports: [],
-  mounts: [],
-  volumes: [],
-  isolators: [],
-  supplementaryGIDs: [],
-  annotations: [],
-  eventHandlers: [],
-}
-
 /** What the user typed, option by option, before parsing (the CLI's and the spec file's shape). */
 export interface AppOptionInput {
   exec?: string

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { acNameProblem } from '../../src/plan/appc.js'
+import { parseAppOptions } from '../../src/plan/app-options.js'
 import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
 import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.js'
 
@@ -10,13 +11,13 @@ const facts: NixFacts = {
   execPath: `${env}/bin/etcd`,
   closure: ['/nix/store/cccc-glibc-2.36', '/nix/store/bbbb-etcd-3.4.23', env],
 }
-const options = { name: 'go1.5-etcd-v2.1.2', os: 'linux', arch: 'amd64', resolvConf: true } as const
+const options = { name: 'go1.5-etcd-v2.1.2', os: 'linux', arch: 'amd64', resolvConf: true, app: parseAppOptions({}) }
 
 describe('image plan', () => {
   it('declares one read-only mount per closure path plus resolv.conf for a thin image', () => {
     const plan = planImage(facts, { ...options, kind: 'thin' })
-    expect(plan.mountPoints.map((m) => m.path)).toEqual([...facts.closure, '/etc/resolv.conf'])
-    expect(plan.mountPoints.every((m) => m.readOnly && acNameProblem(m.name) === undefined)).toBe(true)
+    expect(plan.app.mountPoints.map((m) => m.path)).toEqual([...facts.closure, '/etc/resolv.conf'])
+    expect(plan.app.mountPoints.every((m) => m.readOnly && acNameProblem(m.name) === undefined)).toBe(true)
     expect(plan.storePaths).toEqual([])
   })
 
@@ -34,14 +35,14 @@ describe('image plan', () => {
   it('puts the closure inside a fat image and mounts only resolv.conf', () => {
     const plan = planImage(facts, { ...options, kind: 'fat' })
     expect(plan.storePaths).toEqual([...facts.closure].sort())
-    expect(plan.mountPoints.map((m) => m.name)).toEqual(['resolv-conf'])
+    expect(plan.app.mountPoints.map((m) => m.name)).toEqual(['resolv-conf'])
     expect(plan.skeleton).toContainEqual({ type: 'file', path: 'etc/hosts', content: expect.stringContaining('localhost') })
   })
 
   it('drops resolv.conf on request', () => {
     const plan = planImage(facts, { ...options, kind: 'fat', resolvConf: false })
-    expect(plan.mountPoints).toEqual([])
-    expect(imageManifest(plan).app.mountPoints).toBeUndefined()
+    expect(plan.app.mountPoints).toEqual([])
+    expect(imageManifest(plan).app).not.toHaveProperty('mountPoints')
   })
 
   it('refuses an invalid image name', () => {
@@ -62,12 +63,53 @@ describe('image plan', () => {
       { name: 'arch', value: 'amd64' },
       { name: 'os', value: 'linux' },
     ])
-    expect(manifest.app).toMatchObject({ exec: [`${env}/bin/etcd`], user: '0', group: '0' })
+    expect(manifest.app).toEqual({
+      exec: [`${env}/bin/etcd`],
+      user: '0',
+      group: '0',
+      mountPoints: plan.app.mountPoints,
+    })
     const mounts = mountsFileContent(plan)
     expect(mounts.endsWith('\n')).toBe(true)
     expect(mounts.trim().split(' ')).toContain(
       '--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true',
     )
     expect(mounts.trim().split(' ')).toHaveLength(4)
+  })
+})
+
+describe('plan with manifest options', () => {
+  const app = parseAppOptions({
+    label: ['os=plan9', 'channel=stable'],
+    env: ['A=1', 'B=2', 'A=3'],
+    mount: ['data:/data'],
+    volume: ['data=/srv'],
+    execArgs: ['--flag'],
+  })
+
+  it('replaces by name in place, as acbuild does, and appends exec arguments', () => {
+    const plan = planImage(facts, { ...options, kind: 'thin', app })
+    expect(plan.labels).toEqual([
+      { name: 'arch', value: 'amd64' },
+      { name: 'os', value: 'plan9' },
+      { name: 'channel', value: 'stable' },
+    ])
+    expect(plan.app.environment).toEqual([
+      { name: 'A', value: '3' },
+      { name: 'B', value: '2' },
+    ])
+    expect(plan.app.exec).toEqual([`${env}/bin/etcd`, '--flag'])
+  })
+
+  it('writes a user mount without readOnly and its volume to .mounts', () => {
+    const plan = planImage(facts, { ...options, kind: 'fat', app })
+    const manifest = imageManifest(plan) as { app: { mountPoints: unknown[] } }
+    expect(manifest.app.mountPoints.at(-1)).toEqual({ name: 'data', path: '/data' })
+    expect(mountsFileContent(plan)).toMatch(/--volume=data,kind=host,source=\/srv\n$/)
+  })
+
+  it('refuses a user mount named like one the plan declares', () => {
+    const clash = parseAppOptions({ mount: ['resolv-conf:/x'] })
+    expect(() => planImage(facts, { ...options, kind: 'fat', app: clash })).toThrow(/'resolv-conf': a mount point of that name/)
   })
 })
