@@ -1,4 +1,4 @@
-// Once per test run: compile the CLI, so tests run what users run (dist/bin), and build the
+// Once per test run: build the CLI, so tests run what users run (dist/bin), and build the
 // fixture package set, rooted so that a test's `nix-store --gc` does not throw it away.
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 export default function setup(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' })
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
   execFileSync('nix-build', ['fixtures', '--out-link', '.test-roots/fixtures'], {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],

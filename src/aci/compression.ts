@@ -35,6 +35,10 @@ function filterProcess(command: string, args: string[]): Duplex {
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
   child.stdout.pipe(output, { end: false })
   const duplex = Duplex.from({ writable: child.stdin, readable: output })
+  // When the pipeline fails downstream (a full disk), the program must not stay blocked on a pipe.
+  duplex.on('close', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill()
+  })
   const fail = (error: Error) => duplex.destroy(error)
   child.on('error', (error) => fail(new Error(`cannot run ${command}: ${error.message}`)))
   child.on('close', (code) => {

@@ -75,8 +75,6 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   checkImageName(request.name)
   const engine = await chooseEngine(request.engine)
   await requireNix()
-  const writerLoading = loadEngine(engine)
-  writerLoading.catch(() => undefined) // awaited below; a build that fails first must not leave it unhandled
   const outDir = resolve(request.outDir)
   const staging = await makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
@@ -92,9 +90,13 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   }
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
-    const userEnvironment = await progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
+    const installing = progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
       installProfile(profile, request.instantiated ?? request.packages, expression),
     )
+    // nix-env is running now: load the engine's modules meanwhile instead of after it.
+    const writerLoading = loadEngine(engine)
+    writerLoading.catch(() => undefined) // awaited below; a build that fails first must not leave it unhandled
+    const userEnvironment = await installing
     const [execPath, app, topLevel, closure] = await progress.step('Querying the closure', () =>
       Promise.all([
         findExecutable(userEnvironment, request.binary),
@@ -121,7 +123,9 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     }
     const writeImage = await writerLoading
     const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
-      writeImage(plan, staged.image, { compression: request.compression, staging }),
+      writeImage(plan, staged.image, { compression: request.compression, staging }).catch((error: unknown) => {
+        throw outputError(outDir, error)
+      }),
     )
     const hasVolumes = plan.volumes.length > 0
     const [validated] = await Promise.all([
@@ -168,6 +172,14 @@ async function resolvePrograms(userEnvironment: string, app: AppOptions): Promis
       app.eventHandlers.map(async (handler) => ({ ...handler, exec: await resolveArgv(handler.exec) })),
     ),
   }
+}
+
+/** A full disk or a read-only file system is the user's to fix, not a bug: say so in one line. */
+function outputError(outDir: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code
+  return code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO'].includes(code)
+    ? new UserError(`cannot write the image to ${outDir}: ${messageOf(error)}`)
+    : error
 }
 
 /** A staging directory beside the outputs, so the final renames are atomic. */

@@ -1,6 +1,6 @@
 // The command line: parses, runs one command, reports. The work is in build/, nix/, plan/, engines/, aci/.
-import { readFileSync } from 'node:fs'
 import yargs, { type Argv, type InferredOptionTypes } from 'yargs'
+import packageJson from '../../package.json' with { type: 'json' }
 import type { ImageKind } from '../plan/plan.js'
 import { cleanUpOnSignals } from '../util/cleanup.js'
 import { UserError, messageOf } from '../util/errors.js'
@@ -9,8 +9,6 @@ import { addImageCommand } from './commands/image.js'
 import { addInspectCommands } from './commands/inspect.js'
 import { addRunCommand } from './commands/run.js'
 
-const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version
 
 const globalOptions = {
   'out-dir': {
@@ -43,7 +41,7 @@ export async function main(args: string[], scriptName = 'nix2aci'): Promise<void
       .parserConfiguration({ 'populate--': true })
       .demandCommand(1, 'Name a command: thin, fat, build, inspect, validate or run')
       .strict()
-      .version(version)
+      .version(packageJson.version)
       .help()
       .showHelpOnFail(false, `Run ${scriptName} --help for usage`)
       .fail((message, error) => {

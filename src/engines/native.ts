@@ -42,8 +42,9 @@ type Header = Partial<TarHeader> & Pick<TarHeader, 'name'>
 function addEntry(pack: Pack, header: Header, body?: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (error?: Error | null) => (error ? reject(error) : resolve())
-    if (body === undefined) pack.entry(header, done)
-    else pack.entry(header, body, done)
+    const entry = body === undefined ? pack.entry(header, done) : pack.entry(header, body, done)
+    // A failure downstream (a full disk) destroys the entry too; `done` already reports it.
+    entry.on('error', () => undefined)
   })
 }
 

@@ -45,6 +45,7 @@ export function buildJson(args: string[], options: Parameters<typeof runCli>[1] 
     mountsFile: string | null
     profile: string | null
     validated: boolean
+    signature: string | null
     rktCommand: string
   }
 }
