@@ -1,7 +1,7 @@
 // The two engines, each on its own, and against each other: for one plan, acbuild and the native
 // writer must produce JSON-equal manifests and the same rootfs entries.
 import { afterAll, describe, expect, it } from 'vitest'
-import { actoolValidate, buildJson, listImage, makeTempDir, onPath } from './helpers/cli.js'
+import { actoolValidate, buildJson, listImage, makeTempDir, onPath, runCli } from './helpers/cli.js'
 
 const acbuildInstalled = onPath('acbuild')
 const dirs = { acbuild: makeTempDir(), native: makeTempDir() }
@@ -33,8 +33,12 @@ describe.skipIf(!acbuildInstalled)('acbuild engine against the native engine', (
     })
   }
 
-  it('is what auto picks when acbuild is on PATH', () => {
-    const result = buildJson(['thin', 'auto', 'hello', 'hello', '--out-dir', dirs.acbuild.path])
-    expect(result.engine).toBe('acbuild')
+  it('is what auto picks when acbuild is on PATH, unless the compression is one acbuild cannot write', () => {
+    expect(buildJson(['thin', 'auto', 'hello', 'hello', '--out-dir', dirs.acbuild.path]).engine).toBe('acbuild')
+    const xz = ['thin', 'auto-xz', 'hello', 'hello', '--out-dir', dirs.acbuild.path, '--compression', 'xz']
+    expect(buildJson(xz).engine).toBe('native')
+    const forced = runCli([...xz, '--engine', 'acbuild'])
+    expect(forced.status).toBe(1)
+    expect(forced.stderr.trim()).toBe('nix2aci: --engine acbuild writes gzip images only; use --engine native for --compression xz')
   })
 })

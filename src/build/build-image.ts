@@ -73,7 +73,7 @@ export function imageFileBase(name: string): string {
 
 export async function buildImage(request: BuildRequest, progress: Progress): Promise<BuildResult> {
   checkImageName(request.name)
-  const engine = await chooseEngine(request.engine)
+  const engine = await chooseEngine(request.engine, request.compression)
   await requireNix()
   const outDir = resolve(request.outDir)
   const staging = await makeStagingDir(outDir, request.name)

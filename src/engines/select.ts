@@ -1,4 +1,5 @@
 // Picks an engine and loads it.
+import type { Compression } from '../aci/compression.js'
 import type { ImagePlan } from '../plan/plan.js'
 import { UserError } from '../util/errors.js'
 import { findOnPath } from '../util/exec.js'
@@ -12,13 +13,16 @@ export type WriteImage = (
   options: Omit<EngineOptions, 'pigz'> & { staging: string },
 ) => Promise<EngineResult>
 
-/** `auto` is acbuild when it is on PATH, the native writer otherwise. */
-export async function chooseEngine(choice: EngineChoice): Promise<Engine> {
+/** `auto` is acbuild when it is on PATH and can write the compression asked for, the native writer otherwise. */
+export async function chooseEngine(choice: EngineChoice, compression: Compression): Promise<Engine> {
   if (choice === 'native') return 'native'
   const installed = (await findOnPath('acbuild')) !== undefined
-  if (choice === 'acbuild' && !installed)
+  if (choice === 'auto') return installed && compression === 'gzip' ? 'acbuild' : 'native'
+  if (!installed)
     throw new UserError('--engine acbuild: acbuild is not installed (not on PATH); use --engine native or auto')
-  return installed ? 'acbuild' : 'native'
+  if (compression !== 'gzip')
+    throw new UserError(`--engine acbuild writes gzip images only; use --engine native for --compression ${compression}`)
+  return 'acbuild'
 }
 
 /**

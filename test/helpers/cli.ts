@@ -33,7 +33,8 @@ export function runCli(
 
 /** Runs a thin or fat build with --json and returns the parsed result, failing loudly otherwise. */
 export function buildJson(args: string[], options: Parameters<typeof runCli>[1] = {}) {
-  const run = runCli([...args, '--json'], options)
+  // --json first: anything after a `--` in args belongs to the app.
+  const run = runCli(['--json', ...args], options)
   if (run.status !== 0) throw new Error(`build failed (${run.status}): ${run.stderr}`)
   return JSON.parse(run.stdout) as {
     image: string
