@@ -6,7 +6,9 @@ export type ProgressStyle = 'spinner' | 'lines' | 'silent'
 
 export function progressStyle(options: { quiet: boolean }): ProgressStyle {
   if (options.quiet) return 'silent'
-  return process.stderr.isTTY && !process.env.CI ? 'spinner' : 'lines'
+  // A terminal that reports no width (some pseudo-terminals) cannot redraw a spinner line.
+  const terminal = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0
+  return terminal && !process.env.CI ? 'spinner' : 'lines'
 }
 
 /** `label` prefixes each line, for builds that run side by side (where spinners would collide). */
