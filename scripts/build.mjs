@@ -8,9 +8,8 @@ await rm('dist', { recursive: true, force: true })
 await build({
   entryPoints: ['src/bin/nix2aci.ts', 'src/bin/buildThinACI.ts', 'src/bin/buildFatACI.ts'],
   outdir: 'dist/bin',
-  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
-  splitting: true,
+  splitting: false,
   format: 'esm',
   platform: 'node',
   target: 'node20',

@@ -1,6 +1,4 @@
 // `nix2aci inspect` and `nix2aci validate`: what an image holds, and whether rkt could run it here.
-import { checkImage } from '../../aci/check.js'
-import { readImage } from '../../aci/inspect.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
@@ -22,6 +20,8 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       'Show what an image holds: name, labels, exec, mounts, ports, size, compression, image ID',
       (y) => y.positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' }),
       async (argv) => {
+        // Loaded here, not at start-up: reading images pulls in tar-stream, zlib and crypto.
+        const { readImage } = await import('../../aci/inspect.js')
         const contents = await readImage(argv.aci)
         const manifest = contents.manifest as ManifestView
         const mountPoints = manifest.app?.mountPoints ?? []
@@ -58,6 +58,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       'Check an image: actool validate, and for a thin image that every mount source exists on this host',
       (y) => y.positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' }),
       async (argv) => {
+        const { checkImage } = await import('../../aci/check.js')
         const report = await checkImage(argv.aci)
         if (argv.json) process.stdout.write(`${JSON.stringify(report)}\n`)
         else if (report.valid) process.stdout.write(`${displayPath(argv.aci)}: valid (actool ${report.actool})\n`)

@@ -1,5 +1,4 @@
 // `nix2aci run`: rkt run with the image's own mounts.
-import { rktRunArgs, shellQuote } from '../../aci/rkt.js'
 import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
 import { spawn } from 'node:child_process'
@@ -14,6 +13,7 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
         .positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the rkt command line instead' }),
     async (argv) => {
+      const { rktRunArgs, shellQuote } = await import('../../aci/rkt.js')
       const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
       if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
       const rkt = await findOnPath('rkt')
