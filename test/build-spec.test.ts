@@ -1,9 +1,10 @@
 // nix2aci build: a spec with the README's examples and one bad entry.
-import { writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, fixtures, makeTempDir, runCli } from './helpers/cli.js'
+import { actoolValidate, fixtureEnv, fixtures, makeTempDir, runCli } from './helpers/cli.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
@@ -45,6 +46,30 @@ describe('nix2aci build', () => {
       args: ['-c', 'python3 -c "import json; print(json.dumps([1]))"'],
     })
     expect(run35.stdout.trim()).toBe('[1]')
+  })
+
+  it('evaluates the Nix expression once for all the images that read it', () => {
+    // A nix-instantiate in front of the real one, that notes each call: a spy, not a mock.
+    const bin = join(dir.path, 'bin')
+    const calls = join(dir.path, 'instantiate-calls')
+    mkdirSync(bin)
+    const real = execFileSync('sh', ['-c', 'command -v nix-instantiate'], { encoding: 'utf8' }).trim()
+    writeFileSync(join(bin, 'nix-instantiate'), `#!/bin/sh\necho "$*" >> ${calls}\nexec ${real} "$@"\n`, { mode: 0o755 })
+    const spec = join(dir.path, 'shared.json')
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        file: fixtures,
+        images: ['etcd', 'hello', 'busybox'].map((p) => ({ name: `shared-${p}`, binary: p === 'busybox' ? 'sh' : p, packages: [p] })),
+      }),
+    )
+    const run = runCli(['build', '-c', spec, '--out-dir', join(dir.path, 'shared'), '--json'], {
+      env: fixtureEnv({ PATH: `${bin}:${process.env.PATH}` }),
+    })
+    expect(JSON.parse(run.stdout)).toMatchObject({ built: 3, failed: 0 })
+    const lines = readFileSync(calls, 'utf8').trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/-A etcd -A hello -A busybox/)
   })
 
   it('refuses a spec that is not JSON or has no images list, in one line', () => {

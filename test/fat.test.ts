@@ -1,12 +1,12 @@
 // Fat images: the closure inside, runnable with no host store, reproducible to the byte.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { etcdVersionFromImage } from './helpers/etcd.js'
 import { closureOf } from './helpers/closure.js'
-import { actoolValidate, buildJson, listImage, makeTempDir, runCli, snapshotDir } from './helpers/cli.js'
+import { actoolValidate, buildJson, listImage, makeTempDir, runCli, snapshotDir, writeShellPackage } from './helpers/cli.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
@@ -67,12 +67,11 @@ describe('nix2aci fat', () => {
   it('stores hardlinked files once, as tar hard links', () => {
     const dir = makeTempDir()
     try {
-      const file = join(dir.path, 'linked.nix')
-      writeFileSync(
-        file,
-        `{ linked = derivation { name = "linked-1.0"; system = builtins.currentSystem; builder = "/bin/sh";
-           PATH = "/usr/bin:/bin";
-           args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/linked && chmod +x $out/bin/linked && ln $out/bin/linked $out/bin/linked2" ]; }; }`,
+      const file = writeShellPackage(
+        dir.path,
+        'linked',
+        'linked-1.0',
+        "mkdir -p $out/bin && printf '#!/bin/sh\\necho hi\\n' > $out/bin/linked && chmod +x $out/bin/linked && ln $out/bin/linked $out/bin/linked2",
       )
       const result = fat('linked', 'linked', ['linked'], ['-f', file, '--no-resolv-conf'])
       const listing = execFileSync('tar', ['-tvf', result.image], { encoding: 'utf8' })

@@ -1,22 +1,17 @@
 // Ctrl-C in the middle of a build: nothing half-written stays behind.
 import { spawn } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fixtureEnv, makeTempDir, repoRoot } from './helpers/cli.js'
+import { fixtureEnv, makeTempDir, repoRoot, writeShellPackage } from './helpers/cli.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
 
 describe('an interrupted build', () => {
   it('exits 130 and leaves the output directory as it was', async () => {
-    const slow = join(dir.path, 'slow.nix')
     // A fresh derivation each run (the time is in its name), so Nix really has to build it.
-    writeFileSync(
-      slow,
-      `{ slow = derivation { name = "slow-${Date.now()}"; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
-         args = [ "-c" "sleep 30; mkdir -p $out/bin" ]; }; }`,
-    )
+    const slow = writeShellPackage(dir.path, 'slow', `slow-${Date.now()}`, 'sleep 30; mkdir -p $out/bin')
     const out = join(dir.path, 'out')
     const child = spawn(
       process.execPath,

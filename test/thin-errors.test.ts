@@ -1,9 +1,9 @@
 // Bad input: one clear line on stderr, a non-zero exit, and the output directory as it was.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildJson, fixtureEnv, makeTempDir, runCli, snapshotDir, type CliRun } from './helpers/cli.js'
+import { buildJson, fixtureEnv, makeTempDir, runCli, snapshotDir, writeShellPackage, type CliRun } from './helpers/cli.js'
 
 const out = makeTempDir()
 let before: Record<string, string>
@@ -43,12 +43,7 @@ describe('bad input to nix2aci thin', () => {
   it("shows Nix's own message when a package fails to build", () => {
     const dir = makeTempDir()
     try {
-      const broken = join(dir.path, 'broken.nix')
-      writeFileSync(
-        broken,
-        `{ broken = derivation { name = "broken-1.0"; system = builtins.currentSystem; builder = "/bin/sh";
-           args = [ "-c" "echo compiling; exit 3" ]; }; }`,
-      )
+      const broken = writeShellPackage(dir.path, 'broken', 'broken-1.0', 'echo compiling; exit 3')
       expectCleanFailure(thin('app', 'x', 'broken', '-f', broken), /builder for '.*broken-1\.0\.drv' failed with exit code 3/)
     } finally {
       dir.remove()

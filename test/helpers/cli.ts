@@ -1,9 +1,10 @@
 // Running the built CLI the way a user does, against the bundled fixture package set.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { BuildResult } from '../../src/build/build-image.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const fixtures = join(repoRoot, 'fixtures')
@@ -36,19 +37,7 @@ export function buildJson(args: string[], options: Parameters<typeof runCli>[1] 
   // --json first: anything after a `--` in args belongs to the app.
   const run = runCli(['--json', ...args], options)
   if (run.status !== 0) throw new Error(`build failed (${run.status}): ${run.stderr}`)
-  return JSON.parse(run.stdout) as {
-    image: string
-    kind: string
-    engine: string
-    size: number
-    imageId: string
-    mounts: number
-    mountsFile: string | null
-    profile: string | null
-    validated: boolean
-    signature: string | null
-    rktCommand: string
-  }
+  return JSON.parse(run.stdout) as BuildResult
 }
 
 export function makeTempDir(prefix = 'nix2aci-test-'): { path: string; remove(): void } {
@@ -92,4 +81,18 @@ export function listImage(image: string): { manifest: unknown; entries: string[]
     .filter((entry) => !entry.endsWith(' manifest'))
     .sort()
   return { manifest, entries }
+}
+
+/**
+ * Writes a Nix file holding one package, `attr`, built by a shell script (host tools on PATH), for
+ * tests that need a package the fixture set does not have: a broken one, a slow one.
+ */
+export function writeShellPackage(dir: string, attr: string, name: string, script: string): string {
+  const file = join(dir, `${attr}.nix`)
+  writeFileSync(
+    file,
+    `{ ${attr} = derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
+       PATH = "/usr/bin:/bin"; args = [ "-c" ${JSON.stringify(script)} ]; }; }`,
+  )
+  return file
 }
