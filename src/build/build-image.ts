@@ -135,10 +135,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     const { sign } = request
     if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
 
-    // The image goes last but one: a signature or .mounts of an earlier image must not outlive it.
-    await (sign ? rename(staged.signature, final.signature) : rm(final.signature, { force: true }))
-    await (hasVolumes ? rename(staged.mounts, final.mounts) : rm(final.mounts, { force: true }))
-    await rename(staged.image, final.image)
+    await saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
     saved = true
     await (request.kind === 'thin' ? pruneProfile(final.profile) : removeProfile(final.profile))
 
@@ -157,6 +154,18 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       rktCommand: rktRunCommand(final.image, mountsFile, Boolean(sign)),
     }
   })
+}
+
+type Outputs = { image: string; mounts: string; signature: string }
+
+/**
+ * Moves the staged files into place, each by an atomic rename; the image goes last. A signature or
+ * .mounts file that the new image does not have is removed, so no stale one stays beside it.
+ */
+async function saveOutputs(staged: Outputs, final: Outputs, has: { signed: boolean; hasVolumes: boolean }) {
+  await (has.signed ? rename(staged.signature, final.signature) : rm(final.signature, { force: true }))
+  await (has.hasVolumes ? rename(staged.mounts, final.mounts) : rm(final.mounts, { force: true }))
+  await rename(staged.image, final.image)
 }
 
 /** The options with every command's program (`sh`, `bin/sh`) made an absolute path in the profile. */
