@@ -14,7 +14,7 @@ describe('progress and output', () => {
     const run = runCli(build)
     expect(run.status).toBe(0)
     expect(run.stderr).toMatch(/^- Installing hello into the image profile\.\.\.\n/)
-    expect(run.stderr).toMatch(/done: Validating with actool \(\d+\.\ds\)/)
+    expect(run.stderr).toMatch(/done: Validating with actool \(\d+ ms\)/)
     expect(run.stdout).toMatch(/^Built .*progress\.aci/)
   })
 
@@ -32,7 +32,7 @@ describe('progress and output', () => {
     const run = spawnSync('script', ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 60_000 })
     expect(run.status).toBe(0)
     const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-    expect(screen).toMatch(/✔ Installing hello into the image profile \(\d+\.\ds\)/)
+    expect(screen).toMatch(/✔ Installing hello into the image profile \(\d+ ms\)/)
   })
 })
 

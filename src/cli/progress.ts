@@ -18,8 +18,9 @@ export function createProgress(style: ProgressStyle, label?: string): Progress {
   return { step: spinnerStep }
 }
 
-function seconds(since: number): string {
-  return `${((performance.now() - since) / 1000).toFixed(1)}s`
+function elapsed(since: number): string {
+  const ms = performance.now() - since
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`
 }
 
 async function lineStep<T>(title: string, work: () => Promise<T>, label?: string): Promise<T> {
@@ -27,7 +28,7 @@ async function lineStep<T>(title: string, work: () => Promise<T>, label?: string
   const prefix = label ? `[${label}] ` : ''
   process.stderr.write(`${prefix}- ${title}...\n`)
   const result = await work()
-  process.stderr.write(`${prefix}  done: ${title} (${seconds(started)})\n`)
+  process.stderr.write(`${prefix}  done: ${title} (${elapsed(started)})\n`)
   return result
 }
 
@@ -38,7 +39,7 @@ async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T>
   const spinner = ora({ text: title, stream: process.stderr }).start()
   try {
     const result = await work()
-    spinner.succeed(`${title} (${seconds(started)})`)
+    spinner.succeed(`${title} (${elapsed(started)})`)
     return result
   } catch (error) {
     spinner.fail(title)
