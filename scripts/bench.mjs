@@ -10,7 +10,18 @@
 //
 // The report always exits 0 (a missed target prints FAIL); only a crash exits non-zero.
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { availableParallelism, constants as osConstants, tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,11 +42,18 @@ function plan(quick) {
   const fat = (label, bytesPerPath, reps) => ({ label, paths: 128, bytesPerPath, reps })
   return quick
     ? {
-        thin: [{ paths: 10, reps: 3 }, { paths: 100, reps: 3 }],
+        thin: [
+          { paths: 10, reps: 3 },
+          { paths: 100, reps: 3 },
+        ],
         fat: [fat('100 MiB', 800 * KiB, 2)],
       }
     : {
-        thin: [{ paths: 10, reps: 5 }, { paths: 100, reps: 5 }, { paths: 1000, reps: 3 }],
+        thin: [
+          { paths: 10, reps: 5 },
+          { paths: 100, reps: 5 },
+          { paths: 1000, reps: 3 },
+        ],
         fat: [fat('100 MiB', 800 * KiB, 3), fat('1 GiB', 8 * MiB, 2)],
       }
 }
@@ -51,7 +69,11 @@ async function run(argv) {
   await new Promise(setImmediate) // lets a pending signal handler run
   if (stopSignal) throw new Error(`interrupted by ${stopSignal}`)
   const started = performance.now()
-  const result = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * MiB })
+  const result = spawnSync(argv[0], argv.slice(1), {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * MiB,
+  })
   const ms = performance.now() - started
   if (result.error) throw new Error(`cannot run ${argv[0]}: ${result.error.message}`)
   if (result.status !== 0) {
@@ -81,7 +103,10 @@ function onPath(command) {
 
 /** Every executable `command` on PATH, resolved: what a bind mount has to cover to hide it. */
 function allOnPath(command) {
-  const found = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command))
+  const found = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, command))
   return [...new Set(found.filter((path) => isExecutable(path)).map((path) => realpathSync(path)))]
 }
 
@@ -133,7 +158,10 @@ function cleanUp() {
 async function buildClosure(paths, bytesPerPath) {
   const key = `synthetic-${paths}x${bytesPerPath}`
   const file = join(work, `${key}.nix`)
-  writeFileSync(file, `{ synthetic = import ${JSON.stringify(syntheticNix)} { paths = ${paths}; bytesPerPath = ${bytesPerPath}; }; }\n`)
+  writeFileSync(
+    file,
+    `{ synthetic = import ${JSON.stringify(syntheticNix)} { paths = ${paths}; bytesPerPath = ${bytesPerPath}; }; }\n`,
+  )
   const root = join(work, `${key}.root`)
   const started = performance.now()
   await run(['nix-build', file, '-A', 'synthetic', '--out-link', root])
@@ -171,11 +199,28 @@ async function nix2aci(kind, engine, closure, { prefix = [], peak = false } = {}
   const dir = freshDir()
   const peakFile = join(dir, 'peak-rss')
   const timeArgv = peak ? [gnuTime, '-f', '%M', '-o', peakFile] : []
-  const argv = [...prefix, ...timeArgv, node, cli, kind, 'synthetic', 'synthetic', 'synthetic', '-f', closure.file,
-    '--out-dir', join(dir, 'out'), '--engine', engine, '--json', '--quiet']
+  const argv = [
+    ...prefix,
+    ...timeArgv,
+    node,
+    cli,
+    kind,
+    'synthetic',
+    'synthetic',
+    'synthetic',
+    '-f',
+    closure.file,
+    '--out-dir',
+    join(dir, 'out'),
+    '--engine',
+    engine,
+    '--json',
+    '--quiet',
+  ]
   const { ms, stdout } = await run(argv)
   const result = JSON.parse(stdout)
-  if (result.kind !== kind || result.engine !== engine) throw new Error(`${shown(argv)} built a ${result.kind} image with ${result.engine}`)
+  if (result.kind !== kind || result.engine !== engine)
+    throw new Error(`${shown(argv)} built a ${result.kind} image with ${result.engine}`)
   const peakMB = peak ? (Number(readFileSync(peakFile, 'utf8').trim().split('\n').at(-1)) * KiB) / 1e6 : undefined
   rmSync(dir, { recursive: true })
   return { ms, peakMB }
@@ -185,7 +230,16 @@ async function nix2aci(kind, engine, closure, { prefix = [], peak = false } = {}
 async function tarGzip(closure) {
   const dir = freshDir()
   const script = 'out=$1; shift; tar -cf - "$@" | gzip -6 > "$out"'
-  const { ms } = await run(['bash', '-o', 'pipefail', '-c', script, 'bash', join(dir, 'closure.tar.gz'), ...closure.storePaths])
+  const { ms } = await run([
+    'bash',
+    '-o',
+    'pipefail',
+    '-c',
+    script,
+    'bash',
+    join(dir, 'closure.tar.gz'),
+    ...closure.storePaths,
+  ])
   rmSync(dir, { recursive: true })
   return { ms }
 }
@@ -200,7 +254,14 @@ async function warmPageCache(closure) {
  * every pigz on PATH. Checked the way nix2aci looks pigz up, so a leak cannot pass for zlib numbers.
  */
 async function pigzHidingPrefix() {
-  const prefix = ['bwrap', '--dev-bind', '/', '/', ...allOnPath('pigz').flatMap((pigz) => ['--bind', '/dev/null', pigz]), '--']
+  const prefix = [
+    'bwrap',
+    '--dev-bind',
+    '/',
+    '/',
+    ...allOnPath('pigz').flatMap((pigz) => ['--bind', '/dev/null', pigz]),
+    '--',
+  ]
   const lookup = `const { accessSync, constants } = require('node:fs')
     const found = process.env.PATH.split(':').filter((dir) => { try { accessSync(dir + '/pigz', constants.X_OK); return true } catch { return false } })
     if (found.length > 0) { console.error('pigz still executable in ' + found.join(', ')); process.exit(1) }`
@@ -261,7 +322,9 @@ async function benchFat(sizes, tools) {
     await warmPageCache(closure)
     const variants = [
       { name: 'baseline', run: () => tarGzip(closure) },
-      ...(zlibPrefix ? [{ name: 'zlib', run: () => nix2aci('fat', 'native', closure, { prefix: zlibPrefix, peak: true }) }] : []),
+      ...(zlibPrefix
+        ? [{ name: 'zlib', run: () => nix2aci('fat', 'native', closure, { prefix: zlibPrefix, peak: true }) }]
+        : []),
       ...(tools.pigz ? [{ name: 'pigz', run: () => nix2aci('fat', 'native', closure, { peak: true }) }] : []),
       // acbuild copies the closure into its work path and compresses on one core: slow, so timed once.
       ...(tools.acbuild ? [{ name: 'acbuild', once: true, run: () => nix2aci('fat', 'acbuild', closure) }] : []),
@@ -270,9 +333,16 @@ async function benchFat(sizes, tools) {
     const ms = (name) => (samples[name] ? median(samples[name].map((sample) => sample.ms)) : undefined)
     const peak = (name) => (samples[name] ? Math.max(...samples[name].map((sample) => sample.peakMB)) : undefined)
     rows.push({
-      label, paths, reps, bytes: closure.bytes,
-      baseline: ms('baseline'), zlib: ms('zlib'), pigz: ms('pigz'), acbuild: ms('acbuild'),
-      zlibPeak: peak('zlib'), pigzPeak: peak('pigz'),
+      label,
+      paths,
+      reps,
+      bytes: closure.bytes,
+      baseline: ms('baseline'),
+      zlib: ms('zlib'),
+      pigz: ms('pigz'),
+      acbuild: ms('acbuild'),
+      zlibPeak: peak('zlib'),
+      pigzPeak: peak('pigz'),
     })
   }
   return rows
@@ -289,7 +359,11 @@ function seconds(ms) {
 }
 
 function formatBytes(bytes) {
-  return bytes >= 1024 * MiB ? `${(bytes / 1024 / MiB).toFixed(2)} GiB` : bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / KiB).toFixed(1)} KiB`
+  return bytes >= 1024 * MiB
+    ? `${(bytes / 1024 / MiB).toFixed(2)} GiB`
+    : bytes >= MiB
+      ? `${(bytes / MiB).toFixed(1)} MiB`
+      : `${(bytes / KiB).toFixed(1)} KiB`
 }
 
 const fixed = (digits) => (value) => (value === undefined ? '-' : value.toFixed(digits))
@@ -304,7 +378,8 @@ function verdict(pass) {
 /** Columns padded to their widest cell: the first `left` ones left-aligned, the rest (numbers) right-aligned. */
 function table(header, rows, left = 1) {
   const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => String(row[column]).length)))
-  const pad = (cell, column) => (column < left ? String(cell).padEnd(widths[column]) : String(cell).padStart(widths[column]))
+  const pad = (cell, column) =>
+    column < left ? String(cell).padEnd(widths[column]) : String(cell).padStart(widths[column])
   const line = (row) => row.map(pad).join('  ')
   return [line(header), ...rows.map(line)].map((text) => `  ${text.trimEnd()}`).join('\n')
 }
@@ -317,13 +392,20 @@ function perPath(rows, name) {
 
 function reportThin(rows, tools) {
   const checks = []
-  console.log(`\nThin builds: median ms of ${rows.map((row) => row.reps).join('/')} interleaved runs; floor = nix-env -iA + nix-store -qR + node -e 0`)
+  console.log(
+    `\nThin builds: median ms of ${rows.map((row) => row.reps).join('/')} interleaved runs; floor = nix-env -iA + nix-store -qR + node -e 0`,
+  )
   console.log(
     table(
       ['paths', 'floor ms', 'native ms', 'native-floor', 'native/floor', 'acbuild ms', 'acbuild/floor'],
       rows.map((row) => [
-        row.paths, ms0(row.floor), ms0(row.native), ms0(row.native - row.floor), ratio(row.native / row.floor),
-        tools.acbuild ? ms0(row.acbuild) : 'not installed', tools.acbuild ? ratio(row.acbuild / row.floor) : '-',
+        row.paths,
+        ms0(row.floor),
+        ms0(row.native),
+        ms0(row.native - row.floor),
+        ratio(row.native / row.floor),
+        tools.acbuild ? ms0(row.acbuild) : 'not installed',
+        tools.acbuild ? ratio(row.acbuild / row.floor) : '-',
       ]),
     ),
   )
@@ -337,7 +419,12 @@ function reportThin(rows, tools) {
   const names = ['floor', 'native', ...(tools.acbuild ? ['acbuild'] : [])]
   const laterSizes = rows.slice(1).map((row) => `at ${row.paths}`)
   console.log(`  ms per path above the ${rows[0].paths}-path build (equal at every size when growth is linear):`)
-  console.log(table(['ms/path', ...laterSizes], names.map((name) => [name, ...perPath(rows, name).map(fixed(3))])))
+  console.log(
+    table(
+      ['ms/path', ...laterSizes],
+      names.map((name) => [name, ...perPath(rows, name).map(fixed(3))]),
+    ),
+  )
   // Linear: the per-path cost at the largest size is at most twice that at the second (a quadratic
   // cost would be about ten times); a growth below 1 ms per 100 paths counts as flat.
   const slopes = perPath(rows, 'native')
@@ -352,20 +439,46 @@ function reportThin(rows, tools) {
 
 function reportFat(rows, tools) {
   const checks = []
-  const zlibNote = !tools.pigz ? 'pigz not installed' : tools.bwrap ? 'pigz hidden with bwrap' : 'skipped: bwrap is needed to hide pigz'
-  console.log(`\nFat builds: median s of ${rows.map((row) => row.reps).join('/')} interleaved runs; baseline = tar -cf - <closure> | gzip -6 > file`)
-  console.log(`  native/zlib: nix2aci fat --engine native with node's zlib (${zlibNote}); native/pigz: with ${tools.pigz ?? 'pigz (not installed)'}`)
+  const zlibNote = !tools.pigz
+    ? 'pigz not installed'
+    : tools.bwrap
+      ? 'pigz hidden with bwrap'
+      : 'skipped: bwrap is needed to hide pigz'
+  console.log(
+    `\nFat builds: median s of ${rows.map((row) => row.reps).join('/')} interleaved runs; baseline = tar -cf - <closure> | gzip -6 > file`,
+  )
+  console.log(
+    `  native/zlib: nix2aci fat --engine native with node's zlib (${zlibNote}); native/pigz: with ${tools.pigz ?? 'pigz (not installed)'}`,
+  )
   console.log(`  peak: largest RSS in the build (GNU time %M), MB; acbuild: one run`)
   const orDash = (value, format) => (value === undefined ? '-' : format(value))
   console.log(
     table(
-      ['closure', 'size', 'baseline s', 'zlib s', 'zlib/base', 'pigz s', 'pigz/base', 'peak zlib', 'peak pigz', 'acbuild s', 'acbuild/base'],
+      [
+        'closure',
+        'size',
+        'baseline s',
+        'zlib s',
+        'zlib/base',
+        'pigz s',
+        'pigz/base',
+        'peak zlib',
+        'peak pigz',
+        'acbuild s',
+        'acbuild/base',
+      ],
       rows.map((row) => [
-        `${row.label} (${row.paths} paths)`, formatBytes(row.bytes), fixed(1)(row.baseline / 1000),
-        orDash(row.zlib, (v) => fixed(1)(v / 1000)), orDash(row.zlib, (v) => ratio(v / row.baseline)),
-        orDash(row.pigz, (v) => fixed(1)(v / 1000)), orDash(row.pigz, (v) => ratio(v / row.baseline)),
-        mb(row.zlibPeak), mb(row.pigzPeak),
-        tools.acbuild ? fixed(1)(row.acbuild / 1000) : 'not installed', tools.acbuild ? ratio(row.acbuild / row.baseline) : '-',
+        `${row.label} (${row.paths} paths)`,
+        formatBytes(row.bytes),
+        fixed(1)(row.baseline / 1000),
+        orDash(row.zlib, (v) => fixed(1)(v / 1000)),
+        orDash(row.zlib, (v) => ratio(v / row.baseline)),
+        orDash(row.pigz, (v) => fixed(1)(v / 1000)),
+        orDash(row.pigz, (v) => ratio(v / row.baseline)),
+        mb(row.zlibPeak),
+        mb(row.pigzPeak),
+        tools.acbuild ? fixed(1)(row.acbuild / 1000) : 'not installed',
+        tools.acbuild ? ratio(row.acbuild / row.baseline) : '-',
       ]),
     ),
   )
@@ -378,7 +491,10 @@ function reportFat(rows, tools) {
     const others = smaller.map((row) => `${row.label}: ${ratio(row[name] / row.baseline)}`)
     checks.push({
       check: `fat native ${label} / tar|gzip -6 <= ${target.toFixed(1)} at ${largest.label}`,
-      measured: largest[name] === undefined ? 'not measured' : `${ratio(largest[name] / largest.baseline)}${others.length ? ` (${others.join(', ')})` : ''}`,
+      measured:
+        largest[name] === undefined
+          ? 'not measured'
+          : `${ratio(largest[name] / largest.baseline)}${others.length ? ` (${others.join(', ')})` : ''}`,
       pass: largest[name] === undefined ? undefined : largest[name] / largest.baseline <= target,
     })
   }
@@ -395,7 +511,8 @@ function reportFat(rows, tools) {
   const within = `within +${Math.round((TARGET.peakGrowth - 1) * 100)}%`
   checks.push({
     check: `fat native peak memory flat: ${growth === undefined ? within : `${rows.at(-1).label} ${within} of ${rows[0].label}`}`,
-    measured: growth === undefined ? 'needs two sizes' : `${growth >= 1 ? '+' : ''}${Math.round((growth - 1) * 100) || 0}%`,
+    measured:
+      growth === undefined ? 'needs two sizes' : `${growth >= 1 ? '+' : ''}${Math.round((growth - 1) * 100) || 0}%`,
     pass: growth === undefined ? undefined : growth <= TARGET.peakGrowth,
   })
   return checks
@@ -403,7 +520,13 @@ function reportFat(rows, tools) {
 
 function reportSummary(checks) {
   console.log('\nSummary')
-  console.log(table(['target', 'measured', 'result'], checks.map(({ check, measured, pass }) => [check, measured, verdict(pass)]), 3))
+  console.log(
+    table(
+      ['target', 'measured', 'result'],
+      checks.map(({ check, measured, pass }) => [check, measured, verdict(pass)]),
+      3,
+    ),
+  )
 }
 
 // ---- main -----------------------------------------------------------------------------------------
@@ -430,7 +553,9 @@ async function main() {
   const sizes = plan(quick)
   const started = performance.now()
   console.log(`nix2aci bench${quick ? ' (--quick)' : ''}: ${availableParallelism()} cores, node ${process.version}`)
-  console.log(`  acbuild: ${tools.acbuild ?? 'not installed'}; pigz: ${tools.pigz ?? 'not installed'}; actool: ${tools.actool ? `${tools.actool} (nix2aci validates every image, as by default)` : 'not installed'}`)
+  console.log(
+    `  acbuild: ${tools.acbuild ?? 'not installed'}; pigz: ${tools.pigz ?? 'not installed'}; actool: ${tools.actool ? `${tools.actool} (nix2aci validates every image, as by default)` : 'not installed'}`,
+  )
   const checks = []
   if (only !== 'fat') checks.push(...reportThin(await benchThin(sizes.thin, tools), tools))
   if (only !== 'thin') checks.push(...reportFat(await benchFat(sizes.fat, tools), tools))

@@ -54,13 +54,19 @@ describe('nix2aci build', () => {
     const calls = join(dir.path, 'instantiate-calls')
     mkdirSync(bin)
     const real = execFileSync('sh', ['-c', 'command -v nix-instantiate'], { encoding: 'utf8' }).trim()
-    writeFileSync(join(bin, 'nix-instantiate'), `#!/bin/sh\necho "$*" >> ${calls}\nexec ${real} "$@"\n`, { mode: 0o755 })
+    writeFileSync(join(bin, 'nix-instantiate'), `#!/bin/sh\necho "$*" >> ${calls}\nexec ${real} "$@"\n`, {
+      mode: 0o755,
+    })
     const spec = join(dir.path, 'shared.json')
     writeFileSync(
       spec,
       JSON.stringify({
         file: fixtures,
-        images: ['etcd', 'hello', 'busybox'].map((p) => ({ name: `shared-${p}`, binary: p === 'busybox' ? 'sh' : p, packages: [p] })),
+        images: ['etcd', 'hello', 'busybox'].map((p) => ({
+          name: `shared-${p}`,
+          binary: p === 'busybox' ? 'sh' : p,
+          packages: [p],
+        })),
       }),
     )
     const run = runCli(['build', '-c', spec, '--out-dir', join(dir.path, 'shared'), '--json'], {

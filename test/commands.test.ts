@@ -101,7 +101,10 @@ describe('nix2aci validate', () => {
     const image = copyOfThin('missing')
     const mounts = join(out.path, 'missing.mounts')
     const gone = '/nix/store/00000000000000000000000000000000-gone'
-    writeFileSync(mounts, `${readFileSync(mounts, 'utf8').trim()} --volume=gone,kind=host,source=${gone},readOnly=true\n`)
+    writeFileSync(
+      mounts,
+      `${readFileSync(mounts, 'utf8').trim()} --volume=gone,kind=host,source=${gone},readOnly=true\n`,
+    )
     const run = runCli(['validate', image, '--json'])
     expect(run.status).toBe(1)
     expect(JSON.parse(run.stdout).missingMountSources).toEqual([gone])
@@ -128,6 +131,8 @@ describe('nix2aci run', () => {
   it.skipIf(onPath('rkt'))('says clearly that rkt is not installed', () => {
     const run = runCli(['run', thin.image])
     expect(run.status).toBe(1)
-    expect(run.stderr.trim()).toBe('nix2aci: rkt is not installed (not on PATH); --dry-run prints the command line it would run')
+    expect(run.stderr.trim()).toBe(
+      'nix2aci: rkt is not installed (not on PATH); --dry-run prints the command line it would run',
+    )
   })
 })

@@ -39,6 +39,8 @@ describe.skipIf(!acbuildInstalled)('acbuild engine against the native engine', (
     expect(buildJson(xz).engine).toBe('native')
     const forced = runCli([...xz, '--engine', 'acbuild'])
     expect(forced.status).toBe(1)
-    expect(forced.stderr.trim()).toBe('nix2aci: --engine acbuild writes gzip images only; use --engine native for --compression xz')
+    expect(forced.stderr.trim()).toBe(
+      'nix2aci: --engine acbuild writes gzip images only; use --engine native for --compression xz',
+    )
   })
 })

@@ -6,14 +6,21 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { etcdVersionFromImage } from './helpers/etcd.js'
 import { closureOf } from './helpers/closure.js'
-import { actoolValidate, buildJson, listImage, makeTempDir, runCli, snapshotDir, writeShellPackage } from './helpers/cli.js'
+import {
+  actoolValidate,
+  buildJson,
+  listImage,
+  makeTempDir,
+  runCli,
+  snapshotDir,
+  writeShellPackage,
+} from './helpers/cli.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
 
 const fat = (name: string, binary: string, packages: string[], extra: string[] = [], outDir = out.path) =>
   buildJson(['fat', name, binary, ...packages, '--out-dir', outDir, '--engine', 'native', ...extra])
-
 
 describe('nix2aci fat', () => {
   it('runs etcd with no host mounts but resolv.conf, answering GET /version', async () => {
@@ -42,9 +49,14 @@ describe('nix2aci fat', () => {
     const result = fat('hello-exact', 'hello', ['hello'], ['--no-resolv-conf'])
     const { entries } = listImage(result.image)
     const names = entries.map((entry) => /rootfs(\/\S*)?/.exec(entry)![0].replace(/\/$/, ''))
-    const userEnvironment = /"exec":\["(\/nix\/store\/[^/]+)/.exec(JSON.stringify(listImage(result.image).manifest))![1]!
+    const userEnvironment = /"exec":\["(\/nix\/store\/[^/]+)/.exec(
+      JSON.stringify(listImage(result.image).manifest),
+    )![1]!
     const expected = closureOf(userEnvironment).flatMap((path) =>
-      execFileSync('find', [path], { encoding: 'utf8' }).trim().split('\n').map((p) => `rootfs${p}`),
+      execFileSync('find', [path], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((p) => `rootfs${p}`),
     )
     const storeEntries = names.filter((name) => name.startsWith('rootfs/nix/store/'))
     expect(storeEntries.sort()).toEqual(expected.sort())
@@ -82,7 +94,11 @@ describe('nix2aci fat', () => {
     }
   })
 
-  for (const [compression, decompress] of [['xz', 'xz -dc'], ['bzip2', 'bzip2 -dc'], ['none', 'cat']] as const) {
+  for (const [compression, decompress] of [
+    ['xz', 'xz -dc'],
+    ['bzip2', 'bzip2 -dc'],
+    ['none', 'cat'],
+  ] as const) {
     it(`writes ${compression} images that actool accepts, with the image ID of the plain tar`, () => {
       const result = fat(`hello-${compression}`, 'hello', ['hello'], ['--compression', compression])
       expect(actoolValidate(result.image).status).toBe(0)
@@ -119,4 +135,3 @@ describe('nix2aci fat', () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ kind: 'fat', mounts: 1 })
   })
 })
-

@@ -15,7 +15,12 @@ const fixtures = join(repoRoot, 'fixtures')
 /** `nix-env -qaP` output as attribute path -> name. */
 function listing(args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const stdout = execFileSync('nix-env', [...args, '-qaP'], { encoding: 'utf8', env, cwd: repoRoot })
-  return Object.fromEntries(stdout.trim().split('\n').map((line) => line.trim().split(/\s+/) as [string, string]))
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/) as [string, string]),
+  )
 }
 
 const names = (paths: string[]) => paths.map(storeName).sort()
@@ -43,7 +48,9 @@ describe('fixture package set', () => {
     const dir = makeTempDir()
     try {
       const profile = join(dir.path, 'profile')
-      execFileSync('nix-env', ['-f', fixtures, '-p', profile, '-iA', 'etcd', 'busybox', 'python35'], { stdio: 'ignore' })
+      execFileSync('nix-env', ['-f', fixtures, '-p', profile, '-iA', 'etcd', 'busybox', 'python35'], {
+        stdio: 'ignore',
+      })
       const bin = readdirSync(join(profile, 'bin'))
       expect(bin).toEqual(expect.arrayContaining(['etcd', 'sh', 'busybox', 'python3', 'python']))
       expect(execFileSync('nix-env', ['-p', profile, '-q'], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual([
@@ -87,8 +94,15 @@ describe('fixture closures run alone under bubblewrap', () => {
   it('python3: imports json and friends with its own standard library, no PYTHONHOME', () => {
     const closure = closureOf(pkg.python3!)
     expect(names(closure)).toEqual([
-      'bzip2-1.0.8', 'expat-2.5.0', 'glibc-2.36', 'libffi-3.4.4', 'ncurses-6.4',
-      'python3-3.11.2', 'readline-8.2', 'xz-5.4.1', 'zlib-1.2.13',
+      'bzip2-1.0.8',
+      'expat-2.5.0',
+      'glibc-2.36',
+      'libffi-3.4.4',
+      'ncurses-6.4',
+      'python3-3.11.2',
+      'readline-8.2',
+      'xz-5.4.1',
+      'zlib-1.2.13',
     ])
     const json = runInClosure(closure, [`${pkg.python3}/bin/python3`, '-c', 'import json; print(json.dumps([1]))'])
     expect(json).toMatchObject({ status: 0, stdout: '[1]\n', stderr: '' })
@@ -127,14 +141,21 @@ describe('fixture closures run alone under bubblewrap', () => {
   it('busybox: static, its closure is itself alone', () => {
     const closure = closureOf(pkg.busybox!)
     expect(closure).toEqual([pkg.busybox])
-    expect(runInClosure(closure, [`${pkg.busybox}/bin/sh`, '-c', 'echo ok'])).toMatchObject({ status: 0, stdout: 'ok\n' })
+    expect(runInClosure(closure, [`${pkg.busybox}/bin/sh`, '-c', 'echo ok'])).toMatchObject({
+      status: 0,
+      stdout: 'ok\n',
+    })
     expect(readlinkSync(`${pkg.busybox}/bin/wget`)).toBe('busybox')
   })
 
   it('hello: compiled against the store glibc, prints Hello, world!', () => {
     const closure = closureOf(pkg.hello!)
     expect(names(closure)).toEqual(['glibc-2.36', 'hello-1.0'])
-    expect(runInClosure(closure, [`${pkg.hello}/bin/hello`])).toEqual({ status: 0, stdout: 'Hello, world!\n', stderr: '' })
+    expect(runInClosure(closure, [`${pkg.hello}/bin/hello`])).toEqual({
+      status: 0,
+      stdout: 'Hello, world!\n',
+      stderr: '',
+    })
     expect(runInClosure(without(closure, pkg.glibc!), [`${pkg.hello}/bin/hello`]).status).not.toBe(0)
   })
 })

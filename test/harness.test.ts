@@ -1,6 +1,15 @@
 // The run harness on hand-made images: it must run what rkt would run, and refuse what rkt would refuse.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -27,7 +36,10 @@ function handMadeAci(
     acKind: 'ImageManifest',
     acVersion: '0.8.5',
     name: `example.com/${name}`,
-    labels: [{ name: 'arch', value: 'amd64' }, { name: 'os', value: 'linux' }],
+    labels: [
+      { name: 'arch', value: 'amd64' },
+      { name: 'os', value: 'linux' },
+    ],
     app: { user: '0', group: '0', ...app },
   }
   writeFileSync(join(work, 'manifest'), JSON.stringify(manifest))
@@ -69,12 +81,22 @@ describe('runAci', () => {
   )
 
   it('runs app.exec with app.environment in app.workingDirectory, from the image alone', async () => {
-    expect(await runAci(fat)).toEqual({ status: 0, signal: null, stdout: 'bar\nfrom the image\n/tmp\n', stderr: '', timedOut: false })
+    expect(await runAci(fat)).toEqual({
+      status: 0,
+      signal: null,
+      stdout: 'bar\nfrom the image\n/tmp\n',
+      stderr: '',
+      timedOut: false,
+    })
   })
 
-  it('gives rkt\'s PATH and AC_APP_NAME, lets env override the image\'s, and keeps modes and numeric owners', async () => {
+  it("gives rkt's PATH and AC_APP_NAME, lets env override the image's, and keeps modes and numeric owners", async () => {
     const run = await runAci(fat, {
-      exec: ['/bin/sh', '-c', 'echo "$PATH|$AC_APP_NAME|$FOO|$EXTRA"; /bin/busybox stat -c "%u:%g %a" /data/x; ls -l /bin/sh'],
+      exec: [
+        '/bin/sh',
+        '-c',
+        'echo "$PATH|$AC_APP_NAME|$FOO|$EXTRA"; /bin/busybox stat -c "%u:%g %a" /data/x; ls -l /bin/sh',
+      ],
       env: { FOO: 'overridden', EXTRA: 'x' },
     })
     expect(run.stderr).toBe('')
@@ -87,7 +109,10 @@ describe('runAci', () => {
   it('passes the exit code through, appends args and replaces exec', async () => {
     const image = handMadeAci('exit', { exec: ['/bin/sh', '-c'] }, withBusybox)
     expect(await runAci(image, { args: ['exit 3'] })).toMatchObject({ status: 3, signal: null })
-    expect(await runAci(image, { exec: ['/bin/busybox', 'echo'], args: ['a', 'b'] })).toMatchObject({ status: 0, stdout: 'a b\n' })
+    expect(await runAci(image, { exec: ['/bin/busybox', 'echo'], args: ['a', 'b'] })).toMatchObject({
+      status: 0,
+      stdout: 'a b\n',
+    })
     // bwrap reports an app killed by a signal as 128 + the signal, like a shell.
     expect((await runAci(image, { args: ['kill -9 $$'] })).status).toBe(137)
   })
@@ -110,7 +135,11 @@ describe('runAci', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     try {
-      const image = handMadeAci('wget', { exec: ['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`] }, withBusybox)
+      const image = handMadeAci(
+        'wget',
+        { exec: ['/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`] },
+        withBusybox,
+      )
       expect(await runAci(image)).toMatchObject({ status: 0, stdout: 'host says hi' })
       const cut = await runAci(image, { network: 'none' })
       expect(cut.status).not.toBe(0)
@@ -124,7 +153,12 @@ describe('runAci', () => {
 describe('volumes', () => {
   const tools = toolsDir('tools')
   const thin = handMadeAci('thinnish', {
-    exec: ['/opt/tools/busybox', 'sh', '-c', 'ls /opt/tools; /opt/tools/busybox touch /opt/tools/new && echo wrote || echo read-only'],
+    exec: [
+      '/opt/tools/busybox',
+      'sh',
+      '-c',
+      'ls /opt/tools; /opt/tools/busybox touch /opt/tools/new && echo wrote || echo read-only',
+    ],
     mountPoints: [{ name: 'tools', path: '/opt/tools', readOnly: true }],
   })
   const mounts = join(dir.path, 'thinnish.mounts')
@@ -137,37 +171,50 @@ describe('volumes', () => {
     expect(readdirSync(tools)).toEqual(['busybox'])
   })
 
-  it('lets a volume\'s readOnly=false override the mount point\'s readOnly, as rkt does', async () => {
+  it("lets a volume's readOnly=false override the mount point's readOnly, as rkt does", async () => {
     const writable = toolsDir('tools-rw')
     const run = await runAci(thin, { mounts: [{ name: 'tools', kind: 'host', source: writable, readOnly: false }] })
     expect(run.stdout).toBe('busybox\nwrote\n')
     expect(readdirSync(writable).sort()).toEqual(['busybox', 'new'])
   })
 
-  it('takes the mount point\'s readOnly when the volume gives none', async () => {
+  it("takes the mount point's readOnly when the volume gives none", async () => {
     const run = await runAci(thin, { mounts: [{ name: 'tools', kind: 'host', source: tools }] })
     expect(run.stdout).toBe('busybox\nread-only\n')
   })
 
   it('refuses a mount point with no volume, naming every one', async () => {
-    const two = handMadeAci('two-mounts', {
-      exec: ['/bin/sh', '-c', 'true'],
-      mountPoints: [{ name: 'tools', path: '/opt/tools' }, { name: 'store', path: '/nix/store' }],
-    }, withBusybox)
+    const two = handMadeAci(
+      'two-mounts',
+      {
+        exec: ['/bin/sh', '-c', 'true'],
+        mountPoints: [
+          { name: 'tools', path: '/opt/tools' },
+          { name: 'store', path: '/nix/store' },
+        ],
+      },
+      withBusybox,
+    )
     await expect(runAci(thin)).rejects.toThrow(/mount point 'tools' \(\/opt\/tools\) has no volume/)
-    await expect(runAci(two)).rejects.toThrow(/'tools' \(\/opt\/tools\) has no volume; mount point 'store' \(\/nix\/store\) has no volume/)
+    await expect(runAci(two)).rejects.toThrow(
+      /'tools' \(\/opt\/tools\) has no volume; mount point 'store' \(\/nix\/store\) has no volume/,
+    )
     await expect(runAci(two, { mounts })).rejects.toThrow(/mount point 'store' \(\/nix\/store\) has no volume/)
   })
 
   it('with ignoreMissingVolumes, gives a missing volume an empty writable directory', async () => {
-    const image = handMadeAci('empty-volume', {
-      exec: ['/bin/sh', '-c', 'ls -A /data; echo x > /data/f && cat /data/f'],
-      mountPoints: [{ name: 'data', path: '/data' }],
-    }, (rootfs) => {
-      withBusybox(rootfs)
-      mkdirSync(join(rootfs, 'data'))
-      writeFileSync(join(rootfs, 'data/hidden'), 'image content under the mount point\n')
-    })
+    const image = handMadeAci(
+      'empty-volume',
+      {
+        exec: ['/bin/sh', '-c', 'ls -A /data; echo x > /data/f && cat /data/f'],
+        mountPoints: [{ name: 'data', path: '/data' }],
+      },
+      (rootfs) => {
+        withBusybox(rootfs)
+        mkdirSync(join(rootfs, 'data'))
+        writeFileSync(join(rootfs, 'data/hidden'), 'image content under the mount point\n')
+      },
+    )
     expect(await runAci(image, { ignoreMissingVolumes: true })).toMatchObject({ status: 0, stdout: 'x\n' })
   })
 
@@ -181,7 +228,9 @@ describe('volumes', () => {
 describe('unpacking', () => {
   for (const compression of ['gzip', 'bzip2', 'xz', 'none'] as const) {
     it(`reads and runs a ${compression} image`, async () => {
-      const image = handMadeAci(`packed-${compression}`, { exec: ['/bin/sh', '-c', 'echo ok'] }, withBusybox, { compression })
+      const image = handMadeAci(`packed-${compression}`, { exec: ['/bin/sh', '-c', 'echo ok'] }, withBusybox, {
+        compression,
+      })
       const { manifest, compression: detected } = await readAci(image)
       expect(detected).toBe(compression)
       expect(manifest.name).toBe(`example.com/packed-${compression}`)
@@ -203,12 +252,18 @@ describe('unpacking', () => {
   it('removes the unpacked image after a run, a failed start and a refused one', async () => {
     const parent = join(dir.path, 'unpack-here')
     mkdirSync(parent)
-    const image = handMadeAci('cleanup', { exec: ['/bin/sh', '-c', 'exit 1'], mountPoints: [{ name: 'm', path: '/m' }] }, withBusybox)
+    const image = handMadeAci(
+      'cleanup',
+      { exec: ['/bin/sh', '-c', 'exit 1'], mountPoints: [{ name: 'm', path: '/m' }] },
+      withBusybox,
+    )
     expect((await runAci(image, { tmpDir: parent, ignoreMissingVolumes: true })).status).toBe(1)
     expect(readdirSync(parent)).toEqual([])
     await expect(runAci(image, { tmpDir: parent })).rejects.toThrow(/has no volume/)
     expect(readdirSync(parent)).toEqual([])
-    expect((await runAci(image, { tmpDir: parent, ignoreMissingVolumes: true, exec: ['/no/such/program'] })).status).toBe(1)
+    expect(
+      (await runAci(image, { tmpDir: parent, ignoreMissingVolumes: true, exec: ['/no/such/program'] })).status,
+    ).toBe(1)
     expect(readdirSync(parent)).toEqual([])
     const unpacked = await unpackAci(image, parent)
     expect(readdirSync(unpacked.rootfs).sort()).toEqual(['bin'])
@@ -222,16 +277,18 @@ describe('unpacking', () => {
  * pid-namespace init reports, leaving the init to PID 1, which here reaps only every second or so.
  */
 function runningInGroup(pgid: number): string[] {
-  return readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    } catch {
-      return [] // gone meanwhile
-    }
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(pgrp) === pgid && state !== 'Z' ? [stat] : []
-  })
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .flatMap((pid) => {
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      } catch {
+        return [] // gone meanwhile
+      }
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return Number(pgrp) === pgid && state !== 'Z' ? [stat] : []
+    })
 }
 
 describe('startAci', () => {
@@ -257,11 +314,13 @@ describe('startAci', () => {
     expect(await server.stop()).toMatchObject({ status: null, signal: 'SIGTERM' })
   })
 
-  it('waitForHttp gives up at once, with the app\'s stderr, when the server dies', async () => {
+  it("waitForHttp gives up at once, with the app's stderr, when the server dies", async () => {
     const server = await startAci(httpd, { args: ['-p', 'not-a-port'] })
     try {
       const started = Date.now()
-      await expect(waitForHttp('http://127.0.0.1:1/', { server, timeoutMs: 30_000 })).rejects.toThrow(/server exited \(status 1\)[\s\S]*httpd/)
+      await expect(waitForHttp('http://127.0.0.1:1/', { server, timeoutMs: 30_000 })).rejects.toThrow(
+        /server exited \(status 1\)[\s\S]*httpd/,
+      )
       expect(Date.now() - started).toBeLessThan(10_000)
     } finally {
       await server.stop()
@@ -271,11 +330,15 @@ describe('startAci', () => {
 
 describe('parseMountsFile', () => {
   it('reads every --volume, keeping readOnly only when given', () => {
-    expect(parseMountsFile('--volume=a,kind=host,source=/x,readOnly=true  --volume=b-2,kind=host,source=/y\n')).toEqual([
-      { name: 'a', kind: 'host', source: '/x', readOnly: true },
-      { name: 'b-2', kind: 'host', source: '/y' },
+    expect(parseMountsFile('--volume=a,kind=host,source=/x,readOnly=true  --volume=b-2,kind=host,source=/y\n')).toEqual(
+      [
+        { name: 'a', kind: 'host', source: '/x', readOnly: true },
+        { name: 'b-2', kind: 'host', source: '/y' },
+      ],
+    )
+    expect(parseMountsFile('--volume=c,readOnly=false,source=/z,kind=host')).toEqual([
+      { name: 'c', kind: 'host', source: '/z', readOnly: false },
     ])
-    expect(parseMountsFile('--volume=c,readOnly=false,source=/z,kind=host')).toEqual([{ name: 'c', kind: 'host', source: '/z', readOnly: false }])
     expect(parseMountsFile(' \n')).toEqual([])
   })
 

@@ -28,7 +28,9 @@ describe('progress and output', () => {
 
   it.skipIf(!onPath('script'))('draws a spinner on a terminal', () => {
     const { CI: _ci, ...env } = fixtureEnv()
-    const command = ['stty cols 100 rows 30;', process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...build].join(' ')
+    const command = ['stty cols 100 rows 30;', process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...build].join(
+      ' ',
+    )
     const run = spawnSync('script', ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 60_000 })
     expect(run.status).toBe(0)
     const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')

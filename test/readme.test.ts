@@ -42,10 +42,14 @@ describe('README', () => {
     // The signing example names your key; here a throwaway key stands in for it.
     const env = { ...process.env, GNUPGHOME: join(gnupg.path, 'home') }
     mkdirSync(env.GNUPGHOME, { mode: 0o700 })
-    execFileSync('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'You <you@example.com>', 'ed25519', 'sign', 'never'], {
-      env,
-      stdio: 'ignore',
-    })
+    execFileSync(
+      'gpg',
+      ['--batch', '--passphrase', '', '--quick-gen-key', 'You <you@example.com>', 'ed25519', 'sign', 'never'],
+      {
+        env,
+        stdio: 'ignore',
+      },
+    )
     rmSync(acis, { recursive: true, force: true })
     const script = ['examples', 'options', 'sign', 'check', 'spec-build'].map(readmeBlock).join('\n')
     const run = spawnSync('bash', ['-e', '-c', script], { cwd: repoRoot, env, encoding: 'utf8' })
@@ -68,12 +72,20 @@ describe('README', () => {
     expect(hello.stdout.trim()).toBe('Hello, world!')
 
     const node = listImage(join(acis, 'etcd-node.aci')).manifest as { app: Record<string, unknown> }
-    expect(node.app.exec).toEqual([expect.stringMatching(/bin\/etcd$/), '--data-dir', '/var/lib/etcd', '--name', 'node1'])
+    expect(node.app.exec).toEqual([
+      expect.stringMatching(/bin\/etcd$/),
+      '--data-dir',
+      '/var/lib/etcd',
+      '--name',
+      'node1',
+    ])
     expect(node.app.workingDirectory).toBe('/var/lib/etcd')
     expect(run.stderr).toContain('gpg: Good signature')
     expect(run.stdout).toMatch(/name: +go1\.5-etcd-v2\.1\.2/)
     expect(run.stdout).toMatch(/ACIs\/go1\.5-etcd-v2\.1\.2\.aci: valid/)
-    expect(run.stdout).toMatch(/^rkt run --insecure-options=image --volume=.* ACIs\/go1\.5-etcd-v2\.1\.2\.aci -- --version$/m)
+    expect(run.stdout).toMatch(
+      /^rkt run --insecure-options=image --volume=.* ACIs\/go1\.5-etcd-v2\.1\.2\.aci -- --version$/m,
+    )
     expect(run.stdout).toMatch(/3 built, 0 failed/)
   })
 })

@@ -28,11 +28,16 @@ const verify = (image: string) =>
 
 describe('--sign', () => {
   it('writes an armoured detached signature that gpg verifies, and a tampered image fails', () => {
-    const result = buildJson(['thin', 'signed', 'hello', 'hello', '--out-dir', out.path, '--sign', '--key', fingerprint], {
-      env,
-    })
+    const result = buildJson(
+      ['thin', 'signed', 'hello', 'hello', '--out-dir', out.path, '--sign', '--key', fingerprint],
+      {
+        env,
+      },
+    )
     expect(result.signature).toBe(`${result.image}.asc`)
-    expect(execFileSync('head', ['-1', result.signature!], { encoding: 'utf8' })).toBe('-----BEGIN PGP SIGNATURE-----\n')
+    expect(execFileSync('head', ['-1', result.signature!], { encoding: 'utf8' })).toBe(
+      '-----BEGIN PGP SIGNATURE-----\n',
+    )
     expect(verify(result.image).status).toBe(0)
     expect(result.rktCommand).not.toContain('--insecure-options')
     appendFileSync(result.image, 'tampered')
@@ -49,14 +54,27 @@ describe('--sign', () => {
   })
 
   it('fails cleanly with an unknown key and leaves nothing behind', () => {
-    const run = runCli(['thin', 'nokey', 'hello', 'hello', '--out-dir', out.path, '--sign', '--key', 'nobody@nowhere.invalid', '--quiet'], {
-      env,
-    })
+    const run = runCli(
+      [
+        'thin',
+        'nokey',
+        'hello',
+        'hello',
+        '--out-dir',
+        out.path,
+        '--sign',
+        '--key',
+        'nobody@nowhere.invalid',
+        '--quiet',
+      ],
+      {
+        env,
+      },
+    )
     expect(run.status).toBe(1)
     expect(run.stderr.trim().split('\n')).toHaveLength(1)
     expect(run.stderr).toMatch(/gpg could not sign the image with key nobody@nowhere.invalid/)
     expect(existsSync(join(out.path, 'nokey.aci'))).toBe(false)
     expect(existsSync(join(out.path, 'nokey.profile'))).toBe(false)
   })
-
 })

@@ -3,7 +3,15 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildJson, fixtureEnv, makeTempDir, runCli, snapshotDir, writeShellPackage, type CliRun } from './helpers/cli.js'
+import {
+  buildJson,
+  fixtureEnv,
+  makeTempDir,
+  runCli,
+  snapshotDir,
+  writeShellPackage,
+  type CliRun,
+} from './helpers/cli.js'
 
 const out = makeTempDir()
 let before: Record<string, string>
@@ -29,7 +37,10 @@ describe('bad input to nix2aci thin', () => {
   })
 
   it('lists the executables there when the binary is in no package', () => {
-    expectCleanFailure(thin('app', 'nosuchbinary', 'hello'), /binary 'nosuchbinary' is not in .*executables there: bin\/hello/)
+    expectCleanFailure(
+      thin('app', 'nosuchbinary', 'hello'),
+      /binary 'nosuchbinary' is not in .*executables there: bin\/hello/,
+    )
   })
 
   it('refuses an invalid image name before any Nix work, saying the rule', () => {
@@ -44,7 +55,10 @@ describe('bad input to nix2aci thin', () => {
     const dir = makeTempDir()
     try {
       const broken = writeShellPackage(dir.path, 'broken', 'broken-1.0', 'echo compiling; exit 3')
-      expectCleanFailure(thin('app', 'x', 'broken', '-f', broken), /builder for '.*broken-1\.0\.drv' failed with exit code 3/)
+      expectCleanFailure(
+        thin('app', 'x', 'broken', '-f', broken),
+        /builder for '.*broken-1\.0\.drv' failed with exit code 3/,
+      )
     } finally {
       dir.remove()
     }
@@ -101,5 +115,4 @@ describe('bad input to nix2aci thin', () => {
     expect(run.status).toBe(1)
     expect(run.stderr.trim()).toBe('Usage: buildThinACI name binary-name package1 [package2 ...]')
   })
-
 })

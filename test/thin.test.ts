@@ -74,4 +74,3 @@ describe('nix2aci thin', () => {
     expect(run.stdout).toContain('sudo rkt run --insecure-options=image $(cat ')
   })
 })
-

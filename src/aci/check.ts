@@ -38,7 +38,8 @@ export async function checkImage(image: string): Promise<CheckReport> {
   }
   if (contents) {
     const extra = contents.topLevel.filter((name) => name !== 'manifest' && name !== 'rootfs')
-    if (extra.length > 0) problems.push(`unexpected top-level entries (only manifest and rootfs/ belong there): ${extra.join(', ')}`)
+    if (extra.length > 0)
+      problems.push(`unexpected top-level entries (only manifest and rootfs/ belong there): ${extra.join(', ')}`)
     if (contents.manifest.acKind !== 'ImageManifest') problems.push('the manifest is not an ImageManifest')
   }
   let actool: CheckReport['actool'] = 'not installed'
@@ -48,7 +49,8 @@ export async function checkImage(image: string): Promise<CheckReport> {
     problems.push(messageOf(error))
   }
   const missingMountSources = contents ? await missingSources(image, contents) : []
-  if (missingMountSources.length > 0) problems.push(`mount sources missing on this host: ${missingMountSources.join(' ')}`)
+  if (missingMountSources.length > 0)
+    problems.push(`mount sources missing on this host: ${missingMountSources.join(' ')}`)
   return { image, valid: problems.length === 0, actool, problems, missingMountSources }
 }
 
@@ -65,7 +67,13 @@ async function missingSources(image: string, contents: ImageContents): Promise<s
       : (app?.mountPoints ?? []).map((mount) => mount.path).filter((path) => path.startsWith('/nix/store/'))
   const missing: string[] = []
   for (const source of sources) {
-    if (!(await access(source).then(() => true, () => false))) missing.push(source)
+    if (
+      !(await access(source).then(
+        () => true,
+        () => false,
+      ))
+    )
+      missing.push(source)
   }
   return missing
 }

@@ -20,9 +20,11 @@ export interface ImageContents {
 }
 
 export async function readImage(file: string): Promise<ImageContents> {
-  const size = (await stat(file).catch(() => {
-    throw new UserError(`no such image: ${file}`)
-  })).size
+  const size = (
+    await stat(file).catch(() => {
+      throw new UserError(`no such image: ${file}`)
+    })
+  ).size
   const compression = await compressionOf(file)
   const tar = await openTar(file)
   const hash = createHash('sha512')

@@ -5,7 +5,8 @@ import { CommandError, findOnPath, run } from '../util/exec.js'
 
 export async function signImage(image: string, signature: string, key: string | undefined): Promise<void> {
   const gpg = await findOnPath('gpg')
-  if (!gpg) throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
+  if (!gpg)
+    throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
   const args = [
     ...(process.stdin.isTTY ? [] : ['--batch']),
     '--yes',
@@ -20,7 +21,11 @@ export async function signImage(image: string, signature: string, key: string | 
     await run(gpg, args)
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
-    const reason = error.stderr.split('\n').map((line) => line.replace(/^gpg: /, '').trim()).filter(Boolean).at(-1)
+    const reason = error.stderr
+      .split('\n')
+      .map((line) => line.replace(/^gpg: /, '').trim())
+      .filter(Boolean)
+      .at(-1)
     throw new UserError(`gpg could not sign the image${key ? ` with key ${key}` : ''}: ${reason ?? 'unknown error'}`)
   }
 }

@@ -78,7 +78,12 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   const outDir = resolve(request.outDir)
   const staging = await makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
-  const final = { image: `${base}.aci`, mounts: `${base}.mounts`, signature: `${base}.aci.asc`, profile: `${base}.profile` }
+  const final = {
+    image: `${base}.aci`,
+    mounts: `${base}.mounts`,
+    signature: `${base}.aci.asc`,
+    profile: `${base}.profile`,
+  }
   // A thin image's profile lives beside it from the start (it is its GC root); a fat image needs none.
   const profile = request.kind === 'thin' ? final.profile : join(staging, 'profile')
   const profileBefore = await profileState(final.profile)

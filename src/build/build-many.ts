@@ -9,7 +9,10 @@ import type { SpecEntry } from './spec.js'
 
 export type ImageOutcome = { name: string; ok: true; result: BuildResult } | { name: string; ok: false; error: string }
 
-export async function buildMany(entries: readonly SpecEntry[], progressFor: (name: string) => Progress): Promise<ImageOutcome[]> {
+export async function buildMany(
+  entries: readonly SpecEntry[],
+  progressFor: (name: string) => Progress,
+): Promise<ImageOutcome[]> {
   const requests = await shareEvaluation(entries)
   const outcomes: ImageOutcome[] = new Array(entries.length)
   let next = 0
@@ -58,7 +61,9 @@ async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry
   }
   return entries.map((entry) => {
     if (!shareable(entry)) return entry
-    const instantiated = entry.request.packages.map((p) => (isStorePath(p) ? p : drvByAttr.get(key(expressionOf(entry), p))))
+    const instantiated = entry.request.packages.map((p) =>
+      isStorePath(p) ? p : drvByAttr.get(key(expressionOf(entry), p)),
+    )
     if (!instantiated.every((p): p is string => p !== undefined)) return entry
     return { ...entry, request: { ...entry.request, instantiated } }
   })

@@ -14,8 +14,16 @@ const STRING_LISTS = ['label', 'env', 'port', 'mount', 'volume', 'isolator', 'an
 const STRINGS = ['exec', 'imageVersion', 'user', 'group', 'workingDir', 'preStart', 'postStop', 'file', 'key'] as const
 const BOOLEANS = ['resolvConf', 'validate', 'sign'] as const
 const KNOWN = new Set<string>([
-  'name', 'kind', 'binary', 'packages', 'engine', 'compression', 'supplementaryGid',
-  ...STRING_LISTS, ...STRINGS, ...BOOLEANS,
+  'name',
+  'kind',
+  'binary',
+  'packages',
+  'engine',
+  'compression',
+  'supplementaryGid',
+  ...STRING_LISTS,
+  ...STRINGS,
+  ...BOOLEANS,
 ])
 
 export interface SpecDefaults {
@@ -93,7 +101,8 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
     input.supplementaryGid = image.supplementaryGid as number[]
   }
   for (const key of BOOLEANS) {
-    if (image[key] !== undefined && typeof image[key] !== 'boolean') throw new UserError(`${where}.${key}: must be true or false`)
+    if (image[key] !== undefined && typeof image[key] !== 'boolean')
+      throw new UserError(`${where}.${key}: must be true or false`)
   }
   let app
   try {
@@ -136,7 +145,12 @@ function optionalString(object: Record<string, unknown>, key: string, where: str
   return value
 }
 
-function oneOf(object: Record<string, unknown>, key: string, choices: readonly string[], where: string): string | undefined {
+function oneOf(
+  object: Record<string, unknown>,
+  key: string,
+  choices: readonly string[],
+  where: string,
+): string | undefined {
   const value = object[key]
   if (value !== undefined && (typeof value !== 'string' || !choices.includes(value)))
     throw new UserError(`${where}.${key}: must be one of ${choices.join(', ')}`)

@@ -9,7 +9,6 @@ import { addImageCommand } from './commands/image.js'
 import { addInspectCommands } from './commands/inspect.js'
 import { addRunCommand } from './commands/run.js'
 
-
 const globalOptions = {
   'out-dir': {
     type: 'string',

@@ -21,7 +21,9 @@ export async function chooseEngine(choice: EngineChoice, compression: Compressio
   if (!installed)
     throw new UserError('--engine acbuild: acbuild is not installed (not on PATH); use --engine native or auto')
   if (compression !== 'gzip')
-    throw new UserError(`--engine acbuild writes gzip images only; use --engine native for --compression ${compression}`)
+    throw new UserError(
+      `--engine acbuild writes gzip images only; use --engine native for --compression ${compression}`,
+    )
   return 'acbuild'
 }
 

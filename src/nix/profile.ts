@@ -104,7 +104,10 @@ async function resolveSelectors(selectors: readonly string[], expression: string
  * Evaluates the expression once for many attribute paths (`nix-instantiate -A a -A b ...`) and returns
  * their store derivations in order, or undefined when any of them fails to evaluate.
  */
-export async function instantiateAttrs(attrPaths: readonly string[], expression: string | undefined): Promise<string[] | undefined> {
+export async function instantiateAttrs(
+  attrPaths: readonly string[],
+  expression: string | undefined,
+): Promise<string[] | undefined> {
   if (attrPaths.length === 0) return []
   const file = expression ?? `${process.env.HOME ?? ''}/.nix-defexpr`
   try {

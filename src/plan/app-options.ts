@@ -92,7 +92,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z_0-9]*$/
 
 export function parseEnv(text: string): NameValue {
   const pair = keyValue('env', text)
-  if (!ENV_NAME.test(pair.name)) fail('env', text, 'variable names are letters, digits and "_", not starting with a digit')
+  if (!ENV_NAME.test(pair.name))
+    fail('env', text, 'variable names are letters, digits and "_", not starting with a digit')
   return pair
 }
 

@@ -15,7 +15,10 @@ export class CommandError extends Error {
 }
 
 function lastMeaningfulLine(text: string): string {
-  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean)
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
   return lines.find((line) => line.startsWith('error:')) ?? lines.at(-1) ?? 'no output'
 }
 
@@ -44,7 +47,6 @@ export function run(
     )
   })
 }
-
 
 /** The full path of an executable on PATH, or undefined. */
 export async function findOnPath(command: string, path = process.env.PATH ?? ''): Promise<string | undefined> {

@@ -58,32 +58,35 @@ const BOOLS: Record<string, boolean> = Object.fromEntries([
  * refusing what appc's VolumeFromString refuses (unknown or repeated keys, relative sources).
  */
 export function parseMountsFile(text: string): Volume[] {
-  const volumes = text.split(/\s+/).filter(Boolean).map((arg): Volume => {
-    const match = /^--volume=([^,]*)(?:,(.*))?$/.exec(arg)
-    if (!match) throw new Error(`not a --volume argument: ${arg}`)
-    const name = match[1]!
-    if (!AC_NAME.test(name)) throw new Error(`${arg}: '${name}' is not a valid volume name`)
-    const fields = new Map<string, string>()
-    for (const field of (match[2] ?? '').split(',').filter(Boolean)) {
-      const at = field.indexOf('=')
-      if (at <= 0) throw new Error(`${arg}: malformed field '${field}'`)
-      const key = field.slice(0, at)
-      if (!['kind', 'source', 'readOnly'].includes(key)) throw new Error(`${arg}: unknown volume parameter '${key}'`)
-      if (fields.has(key)) throw new Error(`${arg}: '${key}' given twice`)
-      fields.set(key, field.slice(at + 1))
-    }
-    const kind = fields.get('kind')
-    const source = fields.get('source')
-    if (kind !== 'host') throw new Error(`${arg}: kind must be host (got ${kind ?? 'none'})`)
-    if (!source || !isAbsolute(source)) throw new Error(`${arg}: source must be an absolute path`)
-    const volume: Volume = { name, kind, source }
-    const readOnly = fields.get('readOnly')
-    if (readOnly !== undefined) {
-      if (!(readOnly in BOOLS)) throw new Error(`${arg}: readOnly must be true or false`)
-      volume.readOnly = BOOLS[readOnly]!
-    }
-    return volume
-  })
+  const volumes = text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((arg): Volume => {
+      const match = /^--volume=([^,]*)(?:,(.*))?$/.exec(arg)
+      if (!match) throw new Error(`not a --volume argument: ${arg}`)
+      const name = match[1]!
+      if (!AC_NAME.test(name)) throw new Error(`${arg}: '${name}' is not a valid volume name`)
+      const fields = new Map<string, string>()
+      for (const field of (match[2] ?? '').split(',').filter(Boolean)) {
+        const at = field.indexOf('=')
+        if (at <= 0) throw new Error(`${arg}: malformed field '${field}'`)
+        const key = field.slice(0, at)
+        if (!['kind', 'source', 'readOnly'].includes(key)) throw new Error(`${arg}: unknown volume parameter '${key}'`)
+        if (fields.has(key)) throw new Error(`${arg}: '${key}' given twice`)
+        fields.set(key, field.slice(at + 1))
+      }
+      const kind = fields.get('kind')
+      const source = fields.get('source')
+      if (kind !== 'host') throw new Error(`${arg}: kind must be host (got ${kind ?? 'none'})`)
+      if (!source || !isAbsolute(source)) throw new Error(`${arg}: source must be an absolute path`)
+      const volume: Volume = { name, kind, source }
+      const readOnly = fields.get('readOnly')
+      if (readOnly !== undefined) {
+        if (!(readOnly in BOOLS)) throw new Error(`${arg}: readOnly must be true or false`)
+        volume.readOnly = BOOLS[readOnly]!
+      }
+      return volume
+    })
   const names = volumes.map((v) => v.name)
   const repeated = names.find((name, i) => names.indexOf(name) !== i)
   if (repeated) throw new Error(`volume '${repeated}' given twice`)
@@ -124,7 +127,8 @@ export async function readAci(image: string): Promise<{ manifest: ImageManifest;
 
 function parseManifest(image: string, text: string): ImageManifest {
   const manifest = JSON.parse(text) as ImageManifest
-  if (manifest.acKind !== 'ImageManifest') throw new Error(`${image}: manifest acKind is ${manifest.acKind}, not ImageManifest`)
+  if (manifest.acKind !== 'ImageManifest')
+    throw new Error(`${image}: manifest acKind is ${manifest.acKind}, not ImageManifest`)
   return manifest
 }
 
@@ -190,22 +194,26 @@ function bwrapArgs(image: string, unpacked: UnpackedAci, options: RunOptions): s
   const exec = [...(options.exec ?? app?.exec ?? []), ...(options.args ?? [])]
   if (exec.length === 0) throw new Error(`${image}: nothing to run (no app.exec and no exec option)`)
 
-  const volumes = typeof options.mounts === 'string' ? parseMountsFile(readFileSync(options.mounts, 'utf8')) : (options.mounts ?? [])
+  const volumes =
+    typeof options.mounts === 'string' ? parseMountsFile(readFileSync(options.mounts, 'utf8')) : (options.mounts ?? [])
   const mountPoints = app?.mountPoints ?? []
   const strays = volumes.filter((v) => !mountPoints.some((mp) => mp.name === v.name))
-  if (strays.length) throw new Error(`${image}: volumes fill no mount point: ${strays.map((v) => `'${v.name}'`).join(', ')}`)
+  if (strays.length)
+    throw new Error(`${image}: volumes fill no mount point: ${strays.map((v) => `'${v.name}'`).join(', ')}`)
   const missing = mountPoints.filter((mp) => !volumes.some((v) => v.name === mp.name))
   if (missing.length && !options.ignoreMissingVolumes) {
     const list = missing.map((mp) => `mount point '${mp.name}' (${mp.path}) has no volume`).join('; ')
     throw new Error(`${image}: ${list}`)
   }
   // Parents before children, so a mount point below another is not hidden by it.
-  const binds = [...mountPoints].sort((a, b) => (a.path < b.path ? -1 : 1)).flatMap((mp) => {
-    const volume = volumes.find((v) => v.name === mp.name)
-    if (!volume) return ['--tmpfs', mp.path]
-    // rkt: the volume's readOnly, when given, overrides the mount point's.
-    return [(volume.readOnly ?? mp.readOnly ?? false) ? '--ro-bind' : '--bind', volume.source, mp.path]
-  })
+  const binds = [...mountPoints]
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+    .flatMap((mp) => {
+      const volume = volumes.find((v) => v.name === mp.name)
+      if (!volume) return ['--tmpfs', mp.path]
+      // rkt: the volume's readOnly, when given, overrides the mount point's.
+      return [(volume.readOnly ?? mp.readOnly ?? false) ? '--ro-bind' : '--bind', volume.source, mp.path]
+    })
 
   const env = new Map<string, string>([
     ['PATH', DEFAULT_PATH],
@@ -222,14 +230,27 @@ function bwrapArgs(image: string, unpacked: UnpackedAci, options: RunOptions): s
 
   return [
     ...identity,
-    '--bind', rootfs, '/',
-    '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+    '--bind',
+    rootfs,
+    '/',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--tmpfs',
+    '/tmp',
     ...binds,
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(options.network === 'none' ? ['--unshare-net'] : []),
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    ...(options.network === 'none' ? ['--unshare-net'] : []),
     '--die-with-parent',
-    '--clearenv', ...[...env].flatMap(([name, value]) => ['--setenv', name, value]),
-    '--chdir', app?.workingDirectory || '/',
-    '--', ...exec,
+    '--clearenv',
+    ...[...env].flatMap(([name, value]) => ['--setenv', name, value]),
+    '--chdir',
+    app?.workingDirectory || '/',
+    '--',
+    ...exec,
   ]
 }
 
@@ -309,10 +330,13 @@ export async function startAci(image: string, options: RunOptions = {}): Promise
     })
     child.on('close', done)
   })
-  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-    timedOut = true
-    killGroup(child, 'SIGKILL')
-  }, options.timeoutMs)
+  const timer =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true
+          killGroup(child, 'SIGKILL')
+        }, options.timeoutMs)
   void exited.then(() => clearTimeout(timer))
   return {
     process: child,
@@ -342,7 +366,10 @@ export async function runAci(image: string, options: RunOptions = {}): Promise<R
  * Polls `url` until it answers 2xx or `timeoutMs` passes; gives up at once, with the app's
  * output, if `server` exits first.
  */
-export async function waitForHttp(url: string, options: { timeoutMs?: number; server?: RunningAci } = {}): Promise<Response> {
+export async function waitForHttp(
+  url: string,
+  options: { timeoutMs?: number; server?: RunningAci } = {},
+): Promise<Response> {
   const deadline = Date.now() + (options.timeoutMs ?? 20_000)
   let exited: RunResult | undefined
   void options.server?.exited.then((result) => (exited = result))
@@ -356,7 +383,8 @@ export async function waitForHttp(url: string, options: { timeoutMs?: number; se
     } catch (error) {
       last = (error as Error).message
     }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${options.timeoutMs ?? 20_000} ms: ${last}`)
+    if (Date.now() > deadline)
+      throw new Error(`${url} did not answer within ${options.timeoutMs ?? 20_000} ms: ${last}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }

@@ -11,10 +11,14 @@ const fixturesDir = fileURLToPath(new URL('../../fixtures', import.meta.url))
  */
 export function nixBuild(attrs: string[], options: { file?: string; args?: string[] } = {}): string[] {
   const attrArgs = attrs.flatMap((attr) => ['-A', attr])
-  const stdout = execFileSync('nix-build', [options.file ?? fixturesDir, '--no-out-link', ...attrArgs, ...(options.args ?? [])], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const stdout = execFileSync(
+    'nix-build',
+    [options.file ?? fixturesDir, '--no-out-link', ...attrArgs, ...(options.args ?? [])],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   return stdout.trim().split('\n')
 }
 
@@ -49,8 +53,19 @@ export function runInClosure(
   const result = spawnSync(
     'bwrap',
     [
-      '--unshare-all', '--die-with-parent', '--clearenv', ...env,
-      ...binds, '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--chdir', '/tmp',
+      '--unshare-all',
+      '--die-with-parent',
+      '--clearenv',
+      ...env,
+      ...binds,
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--tmpfs',
+      '/tmp',
+      '--chdir',
+      '/tmp',
       ...argv,
     ],
     { encoding: 'utf8', input: options.input ?? '', timeout: options.timeoutMs ?? 60_000 },
@@ -60,6 +75,11 @@ export function runInClosure(
 }
 
 /** Runs `bin/<program>` of `storePath` with its whole closure and nothing else. */
-export function runFromClosure(storePath: string, program: string, args: string[] = [], options: Parameters<typeof runInClosure>[2] = {}): ClosureRun {
+export function runFromClosure(
+  storePath: string,
+  program: string,
+  args: string[] = [],
+  options: Parameters<typeof runInClosure>[2] = {},
+): ClosureRun {
   return runInClosure(closureOf(storePath), [join(storePath, 'bin', program), ...args], options)
 }

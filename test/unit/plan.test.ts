@@ -36,7 +36,11 @@ describe('image plan', () => {
     const plan = planImage(facts, { ...options, kind: 'fat' })
     expect(plan.storePaths).toEqual([...facts.closure].sort())
     expect(plan.app.mountPoints.map((m) => m.name)).toEqual(['resolv-conf'])
-    expect(plan.skeleton).toContainEqual({ type: 'file', path: 'etc/hosts', content: expect.stringContaining('localhost') })
+    expect(plan.skeleton).toContainEqual({
+      type: 'file',
+      path: 'etc/hosts',
+      content: expect.stringContaining('localhost'),
+    })
   })
 
   it('drops resolv.conf on request', () => {
@@ -46,7 +50,9 @@ describe('image plan', () => {
   })
 
   it('refuses an invalid image name', () => {
-    expect(() => planImage(facts, { ...options, kind: 'thin', name: 'Go-Etcd' })).toThrow(/invalid image name 'Go-Etcd'/)
+    expect(() => planImage(facts, { ...options, kind: 'thin', name: 'Go-Etcd' })).toThrow(
+      /invalid image name 'Go-Etcd'/,
+    )
   })
 
   it('keeps mount names unique when store names differ only in case or punctuation', () => {
@@ -71,9 +77,7 @@ describe('image plan', () => {
     })
     const mounts = mountsFileContent(plan)
     expect(mounts.endsWith('\n')).toBe(true)
-    expect(mounts.trim().split(' ')).toContain(
-      '--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true',
-    )
+    expect(mounts.trim().split(' ')).toContain('--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true')
     expect(mounts.trim().split(' ')).toHaveLength(4)
   })
 })
@@ -110,6 +114,8 @@ describe('plan with manifest options', () => {
 
   it('refuses a user mount named like one the plan declares', () => {
     const clash = parseAppOptions({ mount: ['resolv-conf:/x'] })
-    expect(() => planImage(facts, { ...options, kind: 'fat', app: clash })).toThrow(/'resolv-conf': a mount point of that name/)
+    expect(() => planImage(facts, { ...options, kind: 'fat', app: clash })).toThrow(
+      /'resolv-conf': a mount point of that name/,
+    )
   })
 })

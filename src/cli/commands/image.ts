@@ -9,13 +9,29 @@ import { createProgress, progressStyle } from '../progress.js'
 import { describeBuild } from '../report.js'
 
 const imageOptions = {
-  file: { alias: 'f', type: 'string', describe: 'Nix expression to take packages from (default <nixpkgs> from NIX_PATH)' },
-  engine: { choices: ENGINES, default: 'auto' as EngineChoice, describe: 'acbuild, the native writer, or acbuild when installed' },
+  file: {
+    alias: 'f',
+    type: 'string',
+    describe: 'Nix expression to take packages from (default <nixpkgs> from NIX_PATH)',
+  },
+  engine: {
+    choices: ENGINES,
+    default: 'auto' as EngineChoice,
+    describe: 'acbuild, the native writer, or acbuild when installed',
+  },
   compression: { choices: COMPRESSIONS, default: 'gzip' as Compression, describe: 'how the image is compressed' },
-  'resolv-conf': { type: 'boolean', default: true, describe: "mount the host's /etc/resolv.conf (--no-resolv-conf drops it)" },
+  'resolv-conf': {
+    type: 'boolean',
+    default: true,
+    describe: "mount the host's /etc/resolv.conf (--no-resolv-conf drops it)",
+  },
   validate: { type: 'boolean', default: true, describe: 'run actool validate when installed (--no-validate skips)' },
-  sign: { type: 'boolean', default: false, describe: 'sign the image with gpg: <name>.aci.asc (GNUPGHOME is honoured)' },
-  key: { type: 'string', describe: 'the gpg key to sign with (default: gpg\'s default key)', implies: 'sign' },
+  sign: {
+    type: 'boolean',
+    default: false,
+    describe: 'sign the image with gpg: <name>.aci.asc (GNUPGHOME is honoured)',
+  },
+  key: { type: 'string', describe: "the gpg key to sign with (default: gpg's default key)", implies: 'sign' },
 } as const
 
 /** Manifest options, each checked against the appc rules before any Nix work. */
@@ -87,4 +103,3 @@ export function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
     },
   )
 }
-

@@ -28,7 +28,11 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
         const summary = {
           image: argv.aci,
           name: manifest.name ?? null,
-          kind: contents.hasStore ? 'fat' : mountPoints.some((m) => m.path.startsWith('/nix/store/')) ? 'thin' : 'other',
+          kind: contents.hasStore
+            ? 'fat'
+            : mountPoints.some((m) => m.path.startsWith('/nix/store/'))
+              ? 'thin'
+              : 'other',
           labels: Object.fromEntries((manifest.labels ?? []).map((label) => [label.name, label.value])),
           exec: manifest.app?.exec ?? [],
           mounts: mountPoints,
@@ -42,7 +46,9 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
           displayPath(argv.aci),
           `  name:        ${summary.name}`,
           `  kind:        ${summary.kind}`,
-          `  labels:      ${Object.entries(summary.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+          `  labels:      ${Object.entries(summary.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`,
           `  exec:        ${summary.exec.join(' ')}`,
           `  mounts:      ${mountPoints.length}`,
           ...mountPoints.map((m) => `    ${m.name} -> ${m.path}${m.readOnly ? ' (read-only)' : ''}`),

@@ -17,7 +17,8 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
       const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
       if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
       const rkt = await findOnPath('rkt')
-      if (!rkt) throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
+      if (!rkt)
+        throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
       process.exitCode = await new Promise<number>((resolve, reject) => {
         const child = spawn(rkt, args, { stdio: 'inherit' })
         child.on('error', reject)
