@@ -88,6 +88,15 @@ describe('nix2aci build', () => {
     expect(runCli(['build', '-c', bad]).stderr).toMatch(/is not JSON/)
   })
 
+  it('refuses a second image of the same name, which would overwrite the first', () => {
+    const spec = join(dir.path, 'twice.json')
+    const image = { name: 'twice', binary: 'hello', packages: ['hello'] }
+    writeFileSync(spec, JSON.stringify({ file: fixtures, images: [image, image] }))
+    const report = JSON.parse(runCli(['build', '-c', spec, '--out-dir', join(dir.path, 'twice'), '--json']).stdout)
+    expect(report).toMatchObject({ built: 1, failed: 1 })
+    expect(report.images[1].error).toMatch(/images\[1\]\.name: images\[0\] is already named 'twice'/)
+  })
+
   it('names the bad field of an entry', () => {
     const spec = join(dir.path, 'fields.json')
     writeFileSync(spec, JSON.stringify({ images: [{ name: 'x', binary: 'hello', packages: 'hello', colour: 1 }] }))

@@ -54,10 +54,15 @@ export function parseSpec(text: string, source: string, defaults: SpecDefaults):
   const specFile = optionalString(spec, 'file', source)
   const outDir = specOutDir !== undefined ? relativeTo(baseDir, specOutDir) : defaults.outDir
   const file = specFile !== undefined ? relativeTo(baseDir, specFile) : defaults.file
+  const firstWithName = new Map<string, number>()
   return spec.images.map((image, i) => {
     const where = `${source}: images[${i}]`
     const name = isObject(image) && typeof image.name === 'string' ? image.name : `#${i}`
     try {
+      // Builds run side by side: two of one name would write the same files.
+      const first = firstWithName.get(name)
+      if (first !== undefined) throw new UserError(`${where}.name: images[${first}] is already named '${name}'`)
+      firstWithName.set(name, i)
       return { name, request: parseImage(image, where, baseDir, { outDir, ...(file !== undefined ? { file } : {}) }) }
     } catch (error) {
       if (!(error instanceof UserError)) throw error
