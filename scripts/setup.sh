@@ -12,13 +12,15 @@ packages=(
   busybox-static etcd-server python3-minimal libpython3.11-stdlib patchelf gcc libc6-dev  # fixture sources
   pigz xz-utils bzip2  # compressors for fat images
   gnupg          # image signing
+  time           # GNU time: peak memory in npm run bench
 )
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (it installs Debian packages)" >&2; exit 1; fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # With recommends: nix-bin's include nix-setup-systemd, which lays out /nix as nix2aci is tested on.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 # No binary cache can be reached here: without this every build waits on cache.nixos.org.
