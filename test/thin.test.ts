@@ -1,12 +1,13 @@
 // Thin images end to end: built from the fixture set by the real CLI, checked by actool, and run
 // with nothing but their .mounts file under the run harness.
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
+import { nixBuild } from './helpers/closure.js'
 import { etcdVersionFromImage } from './helpers/etcd.js'
-import { actoolValidate, buildJson, makeTempDir, runCli } from './helpers/cli.js'
+import { actoolValidate, buildJson, fixtures, makeTempDir, runCli } from './helpers/cli.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
@@ -54,6 +55,19 @@ describe('nix2aci thin', () => {
     const result = thin('hello', 'hello', 'hello-1.0')
     const run = await runAci(result.image, { mounts: result.mountsFile! })
     expect(run.stdout.trim()).toBe('Hello, world!')
+  })
+
+  it('takes a store path, and a nested attribute path like nixos.etcd, as packages', async () => {
+    const [hello] = nixBuild(['hello'])
+    const fromPath = thin('hello-path', 'hello', hello!)
+    expect((await runAci(fromPath.image, { mounts: fromPath.mountsFile! })).stdout.trim()).toBe('Hello, world!')
+
+    const channel = join(out.path, 'channel.nix')
+    writeFileSync(channel, `{ nixos = import ${fixtures} {}; }`)
+    const nested = buildJson(['thin', 'nested', 'etcd', 'nixos.etcd', '-f', channel, '--out-dir', out.path])
+    expect((await runAci(nested.image, { mounts: nested.mountsFile!, args: ['--version'] })).stdout).toMatch(
+      /etcd Version: 3\./,
+    )
   })
 
   it('keeps the closure alive through nix-store --gc', () => {
