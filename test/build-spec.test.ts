@@ -94,7 +94,7 @@ describe('nix2aci build', () => {
     writeFileSync(spec, JSON.stringify({ file: fixtures, images: [image, image] }))
     const report = JSON.parse(runCli(['build', '-c', spec, '--out-dir', join(dir.path, 'twice'), '--json']).stdout)
     expect(report).toMatchObject({ built: 1, failed: 1 })
-    expect(report.images[1].error).toMatch(/images\[1\]\.name: images\[0\] is already named 'twice'/)
+    expect(report.images[1].error).toMatch(/images\[1\]\.name: images\[0\] already writes twice\.aci/)
   })
 
   it('names the bad field of an entry', () => {

@@ -48,6 +48,12 @@ describe('nix2aci inspect', () => {
     expect(summary).toMatchObject({ kind: 'fat', compression: 'xz', imageId: fat.imageId })
   })
 
+  it('says in one line when the decompressor is missing', () => {
+    const run = runCli(['inspect', fat.image], { env: { ...process.env, PATH: '/nonexistent' } })
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim()).toMatch(/^nix2aci: .*not a readable ACI \(xz tar\): cannot run xz/)
+  })
+
   it('says when a file is not an image', () => {
     const junk = join(out.path, 'junk.aci')
     writeFileSync(junk, 'not an image at all, just text that is long enough to not be a tar header')

@@ -33,3 +33,23 @@ describe('an interrupted build', () => {
     expect(readdirSync(out)).toEqual([])
   })
 })
+
+describe('a build stopped by SIGTERM to nix2aci alone', () => {
+  it('stops nix-env too, so nothing appears in the output directory afterwards', async () => {
+    const slow = writeShellPackage(dir.path, 'slow2', `slow2-${Date.now()}`, 'sleep 3; mkdir -p $out/bin')
+    const out = join(dir.path, 'out2')
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'dist/bin/nix2aci.js'), 'thin', 'slow2', 'x', 'slow2', '-f', slow, '--out-dir', out],
+      { env: fixtureEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    const started = new Promise<void>((resolve) => child.stderr.on('data', () => resolve()))
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    await started
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    child.kill('SIGTERM') // only the node process: its nix-env must not outlive it
+    expect(await exited).toBe(143)
+    await new Promise((resolve) => setTimeout(resolve, 4_000)) // longer than the package takes to build
+    expect(readdirSync(out)).toEqual([])
+  })
+})

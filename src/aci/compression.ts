@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process'
 import { Duplex, PassThrough } from 'node:stream'
 import { createGzip } from 'node:zlib'
+import { trackChild } from '../util/cleanup.js'
 
 export const COMPRESSIONS = ['gzip', 'xz', 'bzip2', 'none'] as const
 export type Compression = (typeof COMPRESSIONS)[number]
@@ -29,7 +30,7 @@ export function compressor(compression: Compression, pigz?: string): Duplex {
 
 /** A program reading stdin and writing stdout, as a Duplex that fails when the program does. */
 function filterProcess(command: string, args: string[]): Duplex {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = trackChild(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }))
   const output = new PassThrough()
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))

@@ -32,7 +32,12 @@ export async function openTar(file: string): Promise<Readable> {
     pipeline(createReadStream(file), gunzip).catch(() => undefined)
     return gunzip
   }
-  const child = spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // The reader sees a missing or failing decompressor as an error on the stream it reads.
+  child.on('error', (error) => child.stdout.destroy(new Error(`cannot run ${compression}: ${error.message}`)))
+  child.on('close', (code) => {
+    if (code !== 0 && code !== null) child.stdout.destroy(new Error(`${compression} exited with ${code}`))
+  })
   return child.stdout
 }
 

@@ -133,10 +133,14 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       }),
     )
     const hasVolumes = plan.volumes.length > 0
-    const [validated] = await Promise.all([
+    // Both settle before anything can fail on: a write still running would keep staging from going.
+    const [validation, mountsWrite] = await Promise.allSettled([
       request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image)),
       hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
     ])
+    if (validation.status === 'rejected') throw validation.reason
+    if (mountsWrite.status === 'rejected') throw outputError(outDir, mountsWrite.reason)
+    const validated = validation.value
     const { sign } = request
     if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
 
@@ -190,8 +194,10 @@ async function resolvePrograms(userEnvironment: string, app: AppOptions): Promis
 
 /** A full disk or a read-only file system is the user's to fix, not a bug: say so in one line. */
 function outputError(outDir: string, error: unknown): unknown {
-  const code = (error as NodeJS.ErrnoException).code
-  return code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO'].includes(code)
+  const { code, path } = error as NodeJS.ErrnoException
+  // A store file that cannot be read is not the output directory's fault.
+  const aboutOutput = path === undefined || path.startsWith(outDir)
+  return aboutOutput && code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO'].includes(code)
     ? new UserError(`cannot write the image to ${outDir}: ${messageOf(error)}`)
     : error
 }

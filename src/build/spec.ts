@@ -5,7 +5,7 @@ import { ENGINES, type EngineChoice } from '../engines/engine.js'
 import { parseAppOptions, type AppOptionInput } from '../plan/app-options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
-import type { BuildRequest } from './build-image.js'
+import { imageFileBase, type BuildRequest } from './build-image.js'
 
 /** Either a request ready to build, or why the entry cannot be built. */
 export type SpecEntry = { name: string; request: BuildRequest } | { name: string; error: string }
@@ -60,9 +60,10 @@ export function parseSpec(text: string, source: string, defaults: SpecDefaults):
     const name = isObject(image) && typeof image.name === 'string' ? image.name : `#${i}`
     try {
       // Builds run side by side: two of one name would write the same files.
-      const first = firstWithName.get(name)
-      if (first !== undefined) throw new UserError(`${where}.name: images[${first}] is already named '${name}'`)
-      firstWithName.set(name, i)
+      const fileBase = imageFileBase(name)
+      const first = firstWithName.get(fileBase)
+      if (first !== undefined) throw new UserError(`${where}.name: images[${first}] already writes ${fileBase}.aci`)
+      firstWithName.set(fileBase, i)
       return { name, request: parseImage(image, where, baseDir, { outDir, ...(file !== undefined ? { file } : {}) }) }
     } catch (error) {
       if (!(error instanceof UserError)) throw error

@@ -113,7 +113,9 @@ export async function instantiateAttrs(
   try {
     const { stdout } = await run('nix-instantiate', [file, ...attrPaths.flatMap((attr) => ['-A', attr])])
     const drvs = stdout.split('\n').filter(Boolean)
-    return drvs.length === attrPaths.length ? drvs : undefined
+    // `x.drv!bin` names one output of a multi-output package; nix-env would not install it as
+    // `nix-env -iA` does (outputsToInstall), so such images resolve on their own.
+    return drvs.length === attrPaths.length && drvs.every((drv) => drv.endsWith('.drv')) ? drvs : undefined
   } catch {
     return undefined
   }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { access, constants } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
+import { trackChild } from './cleanup.js'
 
 /** A command that exited non-zero (or could not start), with what it printed. */
 export class CommandError extends Error {
@@ -32,7 +33,7 @@ export function run(
   options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       command,
       args,
       { env: options.env ?? process.env, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' },
@@ -45,6 +46,7 @@ export function run(
         }
       },
     )
+    trackChild(child)
   })
 }
 
