@@ -100,6 +100,18 @@ describe('bad input to nix2aci thin', () => {
     }
   })
 
+  it('takes away the output directory it made for a build that failed', () => {
+    const dir = makeTempDir()
+    try {
+      const run = runCli(['thin', 'app', 'nothere', 'hello', '--out-dir', join(dir.path, 'new', 'ACIs'), '--quiet'])
+      expect(run.status).toBe(1)
+      expect(run.stderr).toMatch(/binary 'nothere' is not in the packages/)
+      expect(readdirSync(dir.path)).toEqual([])
+    } finally {
+      dir.remove()
+    }
+  })
+
   it('answers an unknown flag or command with a usage error, not a stack trace', () => {
     const flag = runCli(['thin', 'app', 'hello', 'hello', '--frobnicate'])
     expect(flag.status).toBe(1)

@@ -4,7 +4,7 @@ import { CommandError, findOnPath, run } from '../util/exec.js'
 
 /** Validates an image; resolves false when actool is not installed, throws when it rejects the image. */
 export async function validateWithActool(image: string): Promise<boolean> {
-  const actool = await findOnPath('actool')
+  const actool = findOnPath('actool')
   if (!actool) return false
   try {
     await run(actool, ['validate', image])

@@ -2,6 +2,7 @@
 // host has every path its mounts name.
 import { access, readFile } from 'node:fs/promises'
 import { validateWithActool } from './actool.js'
+import { mountsFileOf } from './files.js'
 import { readImage, type ImageContents } from './inspect.js'
 import { UserError, messageOf } from '../util/errors.js'
 
@@ -11,11 +12,6 @@ export interface CheckReport {
   actool: 'passed' | 'not installed'
   problems: string[]
   missingMountSources: string[]
-}
-
-/** The `.mounts` file that goes with an image, if there is one. */
-export function mountsFileOf(image: string): string {
-  return image.replace(/\.aci$/, '') + '.mounts'
 }
 
 /** Host sources named by a `.mounts` file's `--volume=...,source=PATH,...` arguments. */

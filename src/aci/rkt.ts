@@ -1,10 +1,10 @@
 // The `rkt run` command line for an image: its .mounts volumes, and trust by signature when it has one.
 import { access, readFile } from 'node:fs/promises'
-import { mountsFileOf } from './check.js'
+import { mountsFileOf, signatureFileOf } from './files.js'
 
 export async function rktRunArgs(image: string, appArgs: readonly string[]): Promise<string[]> {
   const mounts = await readFile(mountsFileOf(image), 'utf8').catch(() => '')
-  const signed = await access(`${image}.asc`).then(
+  const signed = await access(signatureFileOf(image)).then(
     () => true,
     () => false,
   )
@@ -15,9 +15,4 @@ export async function rktRunArgs(image: string, appArgs: readonly string[]): Pro
     image,
     ...(appArgs.length > 0 ? ['--', ...appArgs] : []),
   ]
-}
-
-/** A command line a shell reads back as the same words. */
-export function shellQuote(words: readonly string[]): string {
-  return words.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(' ')
 }

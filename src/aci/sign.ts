@@ -4,7 +4,7 @@ import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
 
 export async function signImage(image: string, signature: string, key: string | undefined): Promise<void> {
-  const gpg = await findOnPath('gpg')
+  const gpg = findOnPath('gpg')
   if (!gpg)
     throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
   const args = [

@@ -1,8 +1,10 @@
 // One image build, start to finish: Nix facts -> plan -> engine -> validation -> atomic save.
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs'
+import { rename, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
+import { mountsFileOf, signatureFileOf } from '../aci/files.js'
 import type { Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
 import type { EngineChoice } from '../engines/engine.js'
@@ -23,9 +25,10 @@ import type { AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
-import { withCleanup } from '../util/cleanup.js'
+import { withCleanup, withoutInterruption } from '../util/cleanup.js'
 import { UserError, messageOf } from '../util/errors.js'
 import { displayPath } from '../util/paths.js'
+import { shellQuote } from '../util/shell.js'
 
 export interface BuildRequest {
   kind: ImageKind
@@ -71,27 +74,33 @@ export function imageFileBase(name: string): string {
   return name.replaceAll('/', '-')
 }
 
+/**
+ * Everything up to the start of nix-env is synchronous: the caller's own synchronous work (yargs
+ * renders the command's help text right after calling the handler) then overlaps with Nix.
+ */
 export async function buildImage(request: BuildRequest, progress: Progress): Promise<BuildResult> {
   checkImageName(request.name)
-  const engine = await chooseEngine(request.engine, request.compression)
-  await requireNix()
+  const engine = chooseEngine(request.engine, request.compression)
+  requireNix()
   const outDir = resolve(request.outDir)
-  const staging = await makeStagingDir(outDir, request.name)
+  const { staging, createdOutDir } = makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
   const final = {
     image: `${base}.aci`,
-    mounts: `${base}.mounts`,
-    signature: `${base}.aci.asc`,
+    mounts: mountsFileOf(`${base}.aci`),
+    signature: signatureFileOf(`${base}.aci`),
     profile: `${base}.profile`,
   }
   // A thin image's profile lives beside it from the start (it is its GC root); a fat image needs none.
   const profile = request.kind === 'thin' ? final.profile : join(staging, 'profile')
-  const profileBefore = await profileState(final.profile)
+  const profileBefore = profileState(final.profile)
   let saved = false
 
   const cleanup = async () => {
     await rm(staging, { recursive: true, force: true })
-    if (!saved && request.kind === 'thin') await restoreProfile(final.profile, profileBefore)
+    if (saved) return
+    if (request.kind === 'thin') await restoreProfile(final.profile, profileBefore)
+    if (createdOutDir) removeEmptyDirs(outDir, createdOutDir)
   }
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
@@ -144,8 +153,11 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     const { sign } = request
     if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
 
-    await saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
-    saved = true
+    // An interrupt waits for the save: a cleanup racing it would restore the old profile under a new image.
+    await withoutInterruption(async () => {
+      await saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
+      saved = true
+    })
     await (request.kind === 'thin' ? pruneProfile(final.profile) : removeProfile(final.profile))
 
     const mountsFile = hasVolumes ? final.mounts : null
@@ -202,19 +214,35 @@ function outputError(outDir: string, error: unknown): unknown {
     : error
 }
 
-/** A staging directory beside the outputs, so the final renames are atomic. */
-async function makeStagingDir(outDir: string, name: string): Promise<string> {
+/**
+ * A staging directory beside the outputs, so the final renames are atomic. `createdOutDir` is the
+ * first directory made for a missing out-dir, for a failed build to take away again.
+ */
+function makeStagingDir(outDir: string, name: string): { staging: string; createdOutDir: string | undefined } {
+  let createdOutDir: string | undefined
   try {
-    await mkdir(outDir, { recursive: true })
-    return await mkdtemp(join(outDir, `.${imageFileBase(name)}.building-`))
+    createdOutDir = mkdirSync(outDir, { recursive: true })
+    return { staging: mkdtempSync(join(outDir, `.${imageFileBase(name)}.building-`)), createdOutDir }
   } catch (error) {
+    if (createdOutDir) removeEmptyDirs(outDir, createdOutDir)
     throw new UserError(`cannot write to the output directory ${outDir}: ${messageOf(error)}`)
+  }
+}
+
+/** Removes `dir` and its parents up to `top`, stopping at the first that is not empty. */
+function removeEmptyDirs(dir: string, top: string): void {
+  for (let current = dir; current.startsWith(top); current = dirname(current)) {
+    try {
+      rmdirSync(current)
+    } catch {
+      return // not empty: something else lives there now
+    }
   }
 }
 
 /** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
 function rktRunCommand(image: string, mountsFile: string | null, signed: boolean): string {
   const insecure = signed ? '' : ' --insecure-options=image'
-  const volumes = mountsFile ? ` $(cat ${displayPath(mountsFile)})` : ''
-  return `sudo rkt run${insecure}${volumes} ${displayPath(image)}`
+  const volumes = mountsFile ? ` $(cat ${shellQuote([displayPath(mountsFile)])})` : ''
+  return `sudo rkt run${insecure}${volumes} ${shellQuote([displayPath(image)])}`
 }

@@ -33,16 +33,15 @@ async function lineStep<T>(title: string, work: () => Promise<T>, label?: string
 }
 
 async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T> {
-  // ora is loaded only where a spinner is drawn: it costs start-up time everywhere else.
-  const { default: ora } = await import('ora')
   const started = performance.now()
-  const spinner = ora({ text: title, stream: process.stderr }).start()
-  try {
-    const result = await work()
-    spinner.succeed(`${title} (${elapsed(started)})`)
-    return result
-  } catch (error) {
-    spinner.fail(title)
-    throw error
-  }
+  // The work starts first; ora, loaded only where a spinner is drawn, loads while it runs.
+  const working = work()
+  working.catch(() => undefined) // handed to ora below; a failure before ora has loaded is not unhandled
+  const { oraPromise } = await import('ora')
+  return oraPromise(working, {
+    text: title,
+    stream: process.stderr,
+    successText: () => `${title} (${elapsed(started)})`,
+    failText: title,
+  })
 }

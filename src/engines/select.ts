@@ -14,9 +14,9 @@ export type WriteImage = (
 ) => Promise<EngineResult>
 
 /** `auto` is acbuild when it is on PATH and can write the compression asked for, the native writer otherwise. */
-export async function chooseEngine(choice: EngineChoice, compression: Compression): Promise<Engine> {
+export function chooseEngine(choice: EngineChoice, compression: Compression): Engine {
   if (choice === 'native') return 'native'
-  const installed = (await findOnPath('acbuild')) !== undefined
+  const installed = findOnPath('acbuild') !== undefined
   if (choice === 'auto') return installed && compression === 'gzip' ? 'acbuild' : 'native'
   if (!installed)
     throw new UserError('--engine acbuild: acbuild is not installed (not on PATH); use --engine native or auto')
@@ -39,7 +39,7 @@ export async function loadEngine(engine: Engine): Promise<WriteImage> {
   const { writeNativeImage } = await import('./native.js')
   return async (plan, output, options) => {
     // Parallel gzip pays off only when there is a closure to compress.
-    const pigz = plan.storePaths.length > 0 ? await findOnPath('pigz') : undefined
+    const pigz = plan.storePaths.length > 0 ? findOnPath('pigz') : undefined
     return writeNativeImage(plan, output, { ...options, pigz })
   }
 }

@@ -1,5 +1,6 @@
 // The Nix side of a build: packages in, facts out (user environment, closure, exec path).
-import { readdir, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
+import { existsSync, readdirSync, readlinkSync } from 'node:fs'
+import { readdir, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
@@ -12,8 +13,8 @@ import {
   type AvailablePackage,
 } from './selectors.js'
 
-export async function requireNix(): Promise<void> {
-  if (!(await findOnPath('nix-env')))
+export function requireNix(): void {
+  if (!findOnPath('nix-env'))
     throw new UserError('Nix is not installed (nix-env is not on PATH); install it with: sudo apt-get install nix-bin')
 }
 
@@ -44,7 +45,8 @@ const MISSING_ATTRIBUTE = /attribute '[^']*' in selection path '([^']*)' not fou
 /**
  * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`) and returns the
  * profile's user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
- * attributes are looked up in one `nix-env -qaP` listing only when that fails.
+ * attributes are looked up in one `nix-env -qaP` listing only when that fails. nix-env starts
+ * before this first yields, so a caller's synchronous work after the call overlaps with it.
  */
 export async function installProfile(
   profile: string,
@@ -53,11 +55,8 @@ export async function installProfile(
 ): Promise<string> {
   const storePaths = packages.filter(isStorePath)
   const selectors = packages.filter((p) => !isStorePath(p))
-  for (const path of storePaths) {
-    await stat(path).catch(() => {
-      throw new UserError(`no such store path: ${path}`)
-    })
-  }
+  const missing = storePaths.find((path) => !existsSync(path))
+  if (missing) throw new UserError(`no such store path: ${missing}`)
   // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
   if (selectors.length > 0) await installSelectors(profile, selectors, expression)
   if (storePaths.length > 0) {
@@ -174,13 +173,23 @@ export interface ProfileState {
   generations: string[]
 }
 
-export async function profileState(profile: string): Promise<ProfileState> {
+/** Synchronous: a build reads the state it may have to restore before nix-env starts changing it. */
+export function profileState(profile: string): ProfileState {
   const dir = dirname(profile)
   const prefix = `${basename(profile)}-`
-  const names = await readdir(dir).catch(() => [] as string[])
   return {
-    current: await readlink(profile).catch(() => undefined),
-    generations: names.filter((name) => name.startsWith(prefix) && /^\d+-link$/.test(name.slice(prefix.length))),
+    current: readOrUndefined(() => readlinkSync(profile)),
+    generations: (readOrUndefined(() => readdirSync(dir)) ?? []).filter(
+      (name) => name.startsWith(prefix) && /^\d+-link$/.test(name.slice(prefix.length)),
+    ),
+  }
+}
+
+function readOrUndefined<T>(read: () => T): T | undefined {
+  try {
+    return read()
+  } catch {
+    return undefined
   }
 }
 
@@ -193,7 +202,7 @@ export async function restoreProfile(profile: string, before: ProfileState): Pro
 
 /** Drops every generation but the current one, so older closures can be collected. */
 export async function pruneProfile(profile: string): Promise<void> {
-  const { current } = await profileState(profile)
+  const { current } = profileState(profile)
   await removeGenerations(profile, (name) => name !== current)
 }
 
@@ -204,7 +213,7 @@ export async function removeProfile(profile: string): Promise<void> {
 }
 
 async function removeGenerations(profile: string, unwanted: (name: string) => boolean): Promise<void> {
-  const { generations } = await profileState(profile)
+  const { generations } = profileState(profile)
   await Promise.all(generations.filter(unwanted).map((name) => rm(join(dirname(profile), name), { force: true })))
 }
 

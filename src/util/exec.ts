@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { access, constants } from 'node:fs/promises'
+import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { trackChild } from './cleanup.js'
 
@@ -50,13 +50,16 @@ export function run(
   })
 }
 
-/** The full path of an executable on PATH, or undefined. */
-export async function findOnPath(command: string, path = process.env.PATH ?? ''): Promise<string | undefined> {
+/**
+ * The full path of an executable on PATH, or undefined. Synchronous (a few access calls) so a build
+ * can check its tools and start nix-env before it first yields.
+ */
+export function findOnPath(command: string, path = process.env.PATH ?? ''): string | undefined {
   for (const dir of path.split(delimiter)) {
     if (!dir) continue
     const candidate = join(dir, command)
     try {
-      await access(candidate, constants.X_OK)
+      accessSync(candidate, constants.X_OK)
       return candidate
     } catch {
       // not in this directory

@@ -1,6 +1,7 @@
 // `nix2aci run`: rkt run with the image's own mounts.
 import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
+import { shellQuote } from '../../util/shell.js'
 import { spawn } from 'node:child_process'
 import type { GlobalArgs } from '../main.js'
 
@@ -13,10 +14,10 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
         .positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the rkt command line instead' }),
     async (argv) => {
-      const { rktRunArgs, shellQuote } = await import('../../aci/rkt.js')
+      const { rktRunArgs } = await import('../../aci/rkt.js')
       const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
       if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
-      const rkt = await findOnPath('rkt')
+      const rkt = findOnPath('rkt')
       if (!rkt)
         throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
       process.exitCode = await new Promise<number>((resolve, reject) => {
