@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { legacyMain } from '../cli/main.js'
 
-await legacyMain('thin', 'buildThinACI', process.argv.slice(2))
+void legacyMain('thin', 'buildThinACI', process.argv.slice(2))

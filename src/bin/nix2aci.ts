@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { main } from '../cli/main.js'
 
-await main(process.argv.slice(2))
+void main(process.argv.slice(2))

@@ -1,0 +1,75 @@
+// The start-up cache (src/launcher/launch.ts): written by the first real run, used as it is by the
+// next ones, and never a reason for a run to fail, whether missing, corrupt or unwritable.
+import { spawnSync } from 'node:child_process'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { buildJson, fixtureEnv, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
+
+const cacheHome = makeTempDir()
+const out = makeTempDir()
+afterAll(() => {
+  cacheHome.remove()
+  out.remove()
+})
+const env = fixtureEnv({ XDG_CACHE_HOME: cacheHome.path })
+const build = ['thin', 'cached', 'hello', 'hello', '--out-dir', out.path, '--engine', 'native']
+const cacheDir = join(cacheHome.path, 'nix2aci')
+
+function cacheFiles(): string[] {
+  try {
+    return readdirSync(cacheDir)
+  } catch {
+    return []
+  }
+}
+
+describe('compile cache', () => {
+  it('is not written by --help, --version or a failed run', () => {
+    expect(runCli(['--help'], { env }).status).toBe(0)
+    expect(runCli(['thin', '--version'], { env }).status).toBe(0)
+    expect(runCli(['thin', 'Not A Name', 'hello', 'hello'], { env }).status).toBe(1)
+    expect(cacheFiles()).toEqual([])
+  })
+
+  it('is written by the first build and used unchanged by the next', () => {
+    const first = buildJson(build, { env })
+    const files = cacheFiles()
+    expect(files).toHaveLength(1)
+    expect(files[0]).toMatch(/^nix2aci-[0-9a-f]{16}-nodev\d+\.\d+\.\d+-\w+\.v8$/)
+    const written = statSync(join(cacheDir, files[0]!))
+    expect(written.size).toBeGreaterThan(10_000)
+
+    const second = buildJson(build, { env })
+    expect(second.imageId).toBe(first.imageId)
+    expect(statSync(join(cacheDir, files[0]!)).mtimeMs).toBe(written.mtimeMs)
+  })
+
+  it.skipIf(!onPath('script'))('serves a spinner run, which loads ora from cached code', () => {
+    const { CI: _ci, ...terminalEnv } = env
+    const command = ['stty cols 100 rows 30;', process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...build]
+    const run = spawnSync('script', ['-qec', command.join(' '), '/dev/null'], {
+      env: terminalEnv,
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(run.stdout).not.toContain('unexpected failure')
+    expect(run.status).toBe(0)
+    expect(run.stdout).toContain('✔')
+  })
+
+  it('replaces a corrupt cache instead of failing', () => {
+    const [file] = cacheFiles()
+    writeFileSync(join(cacheDir, file!), 'not V8 code cache data')
+    const result = buildJson(build, { env })
+    expect(result.image).toBe(join(out.path, 'cached.aci'))
+    expect(readFileSync(join(cacheDir, file!)).length).toBeGreaterThan(10_000)
+  })
+
+  it('builds when the cache directory cannot be written', () => {
+    const notADirectory = join(out.path, 'cached.aci') // a file: nothing can be made below it
+    const run = runCli(['--json', ...build], { env: fixtureEnv({ XDG_CACHE_HOME: notADirectory }) })
+    expect(run.stderr).toBe('')
+    expect(run.status).toBe(0)
+  })
+})
