@@ -8,7 +8,7 @@ export const COMPRESSIONS = ['gzip', 'xz', 'bzip2', 'none'] as const
 export type Compression = (typeof COMPRESSIONS)[number]
 
 /** gzip level 6: the level `gzip` and acbuild use by default. */
-const GZIP_LEVEL = 6
+export const GZIP_LEVEL = 6
 
 /**
  * A stream that compresses what is written to it. `pigz` (the path of the binary, when the

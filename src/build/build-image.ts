@@ -1,6 +1,6 @@
 // One image build, start to finish: Nix facts -> plan -> engine -> validation -> atomic save.
 import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs'
-import { rename, rm, stat, writeFile } from 'node:fs/promises'
+import { realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
@@ -110,14 +110,22 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     // nix-env is running now: load the engine's modules meanwhile instead of after it.
     const writerLoading = loadEngine(engine)
     writerLoading.catch(() => undefined) // awaited below; a build that fails first must not leave it unhandled
-    const userEnvironment = await installing
-    const [execPath, app, topLevel, closure] = await progress.step('Querying the closure', () =>
-      Promise.all([
-        findExecutable(userEnvironment, request.binary),
-        resolvePrograms(userEnvironment, request.app),
-        topLevelEntries(userEnvironment),
-        closureOf(userEnvironment),
-      ]),
+    await installing
+    const { userEnvironment, execPath, app, topLevel, closure } = await progress.step(
+      'Querying the closure',
+      async () => {
+        // nix-store follows the profile's links itself: the query need not wait for us to resolve them.
+        const querying = closureOf(profile)
+        querying.catch(() => undefined) // awaited below, unless resolving the profile fails first
+        const userEnvironment = await realpath(profile)
+        const [execPath, app, topLevel, closure] = await Promise.all([
+          findExecutable(userEnvironment, request.binary),
+          resolvePrograms(userEnvironment, request.app),
+          topLevelEntries(userEnvironment),
+          querying,
+        ])
+        return { userEnvironment, execPath, app, topLevel, closure }
+      },
     )
     const plan = planImage(
       { userEnvironment, topLevel, execPath, closure },

@@ -1,6 +1,6 @@
 // The Nix side of a build: packages in, facts out (user environment, closure, exec path).
 import { existsSync, readdirSync, readlinkSync } from 'node:fs'
-import { readdir, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
+import { readdir, rename, rm, stat, symlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
@@ -43,8 +43,8 @@ async function listAvailable(expression: string | undefined): Promise<AvailableP
 const MISSING_ATTRIBUTE = /attribute '[^']*' in selection path '([^']*)' not found/
 
 /**
- * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`) and returns the
- * profile's user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
+ * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`), whose link then
+ * leads to the new user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
  * attributes are looked up in one `nix-env -qaP` listing only when that fails. nix-env starts
  * before this first yields, so a caller's synchronous work after the call overlaps with it.
  */
@@ -52,7 +52,7 @@ export async function installProfile(
   profile: string,
   packages: readonly string[],
   expression: string | undefined,
-): Promise<string> {
+): Promise<void> {
   const storePaths = packages.filter(isStorePath)
   const selectors = packages.filter((p) => !isStorePath(p))
   const missing = storePaths.find((path) => !existsSync(path))
@@ -65,7 +65,6 @@ export async function installProfile(
       throw nixError('nix-env failed to install the store paths', error)
     })
   }
-  return realpath(profile)
 }
 
 async function installSelectors(profile: string, selectors: readonly string[], expression: string | undefined) {
