@@ -1,9 +1,10 @@
 // inspect, validate and run on real images: thin, fat, and broken ones.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildJson, makeTempDir, onPath, runCli } from './helpers/cli.js'
+import { buildJson, fixtureEnv, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
 
 const out = makeTempDir()
 let thin: ReturnType<typeof buildJson>
@@ -132,6 +133,53 @@ describe('nix2aci run', () => {
     expect(run.status).toBe(0)
     const volumes = readFileSync(thin.mountsFile!, 'utf8').trim()
     expect(run.stdout.trim()).toBe(`rkt run --insecure-options=image ${volumes} ${thin.image} -- 'an arg'`)
+  })
+
+  // rkt is in no registry here: a stand-in on PATH records how it was called and when it was stopped.
+  const standIn = join(out.path, 'stand-in-bin')
+  const rktLog = join(out.path, 'rkt.log')
+  const standInEnv = (exitCode: string) =>
+    fixtureEnv({ PATH: `${standIn}:${process.env.PATH}`, RKT_LOG: rktLog, RKT_EXIT: exitCode })
+  beforeAll(() => {
+    mkdirSync(standIn)
+    const script = [
+      '#!/bin/sh',
+      'printf "%s\\n" "$@" > "$RKT_LOG"',
+      '[ -n "$RKT_EXIT" ] && exit "$RKT_EXIT"',
+      'trap \'echo stopped >> "$RKT_LOG"; exit 0\' TERM',
+      'echo running >> "$RKT_LOG"',
+      'while :; do sleep 0.1; done',
+    ]
+    writeFileSync(join(standIn, 'rkt'), `${script.join('\n')}\n`)
+    chmodSync(join(standIn, 'rkt'), 0o755)
+  })
+
+  it("runs rkt with the image's volumes and exits with rkt's status", () => {
+    const run = runCli(['run', thin.image, '--', 'an arg'], { env: standInEnv('3') })
+    expect(run.status).toBe(3)
+    const volumes = readFileSync(thin.mountsFile!, 'utf8').trim().split(' ')
+    expect(readFileSync(rktLog, 'utf8').trim().split('\n')).toEqual([
+      'run',
+      '--insecure-options=image',
+      ...volumes,
+      thin.image,
+      '--',
+      'an arg',
+    ])
+  })
+
+  it('stops rkt when it is stopped itself', async () => {
+    writeFileSync(rktLog, '')
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), 'run', thin.image], {
+      env: standInEnv(''),
+      stdio: 'ignore',
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    for (let tries = 0; !readFileSync(rktLog, 'utf8').includes('running') && tries < 100; tries++)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(143)
+    expect(readFileSync(rktLog, 'utf8')).toMatch(/running\nstopped\n$/)
   })
 
   it.skipIf(onPath('rkt'))('says clearly that rkt is not installed', () => {

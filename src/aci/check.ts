@@ -4,6 +4,7 @@ import { access, readFile } from 'node:fs/promises'
 import { validateWithActool } from './actool.js'
 import { mountsFileOf } from './files.js'
 import { readImage, type ImageContents } from './inspect.js'
+import { isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
 
 export interface CheckReport {
@@ -60,7 +61,7 @@ async function missingSources(image: string, contents: ImageContents): Promise<s
   const sources =
     mountsText !== undefined
       ? volumeSources(mountsText)
-      : (app?.mountPoints ?? []).map((mount) => mount.path).filter((path) => path.startsWith('/nix/store/'))
+      : (app?.mountPoints ?? []).map((mount) => mount.path).filter(isStorePath)
   const missing: string[] = []
   for (const source of sources) {
     if (

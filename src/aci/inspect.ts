@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { extract } from 'tar-stream'
+import { isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
 import type { Compression } from './compression.js'
 import { compressionOf, openTar } from './read.js'
@@ -41,7 +42,7 @@ export async function readImage(file: string): Promise<ImageContents> {
       entries++
       const name = entry.header.name.replace(/^\.\//, '')
       topLevel.add(name.split('/')[0]!)
-      if (name.startsWith('rootfs/nix/store/')) hasStore = true
+      if (isStorePath(name.slice('rootfs'.length))) hasStore = true
       if (name === 'manifest') manifestText = (await collect(entry)).toString('utf8')
       else entry.resume()
     }

@@ -20,7 +20,7 @@ import {
   restoreProfile,
   topLevelEntries,
 } from '../nix/profile.js'
-import { defaultExpression } from '../nix/selectors.js'
+import { STORE_DIR, defaultExpression } from '../nix/selectors.js'
 import type { AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
@@ -128,7 +128,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       },
     )
     const plan = planImage(
-      { userEnvironment, topLevel, execPath, closure },
+      { storeDir: STORE_DIR, userEnvironment, topLevel, execPath, closure },
       {
         kind: request.kind,
         name: request.name,

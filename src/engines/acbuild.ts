@@ -36,7 +36,7 @@ export async function writeWithAcbuild(
       const skeletonDir = join(options.staging, 'skeleton')
       const topLevel = await materializeSkeleton(plan.skeleton, skeletonDir)
       await acbuild('copy-to-dir', ...topLevel.map((entry) => join(skeletonDir, entry)), '/')
-      if (plan.storePaths.length > 0) await acbuild('copy-to-dir', ...plan.storePaths, '/nix/store')
+      if (plan.storePaths.length > 0) await acbuild('copy-to-dir', ...plan.storePaths, plan.storeDir)
       await setApp(acbuild, plan.app, options.staging)
       for (const annotation of plan.annotations) await acbuild('annotation', 'add', annotation.name, annotation.value)
       await acbuild('write', '--overwrite', output)

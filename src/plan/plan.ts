@@ -47,12 +47,16 @@ export interface ImagePlan {
   annotations: NameValue[]
   volumes: HostVolume[]
   skeleton: SkeletonEntry[]
-  /** Store paths copied whole into rootfs/nix/store (fat images); empty for thin images. */
+  /** The Nix store directory (`/nix/store`), which the rootfs has and a fat image fills. */
+  storeDir: string
+  /** Store paths copied whole into the rootfs's store directory (fat images); empty for thin images. */
   storePaths: string[]
 }
 
 /** What the Nix layer found out about the packages. */
 export interface NixFacts {
+  /** The store directory the paths below are in, `/nix/store` unless Nix was told otherwise. */
+  storeDir: string
   userEnvironment: string
   /** Top-level entries of the user environment (`bin`, `share`, ...). */
   topLevel: string[]
@@ -72,8 +76,6 @@ export interface PlanOptions {
 
 const RESOLV_CONF = '/etc/resolv.conf'
 const RESOLV_CONF_MOUNT = 'resolv-conf'
-/** The skeleton's own directories; a package's top-level `etc` or `nix` is not linked over them. */
-const SKELETON_DIRS = ['etc', 'nix', 'nix/store']
 const ETC_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
 
 /** Refuses a name that is not an AC Identifier, before any Nix work. */
@@ -109,10 +111,13 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
     if (volume) volumes.push({ name: mount.name, source: volume.value, readOnly: mount.readOnly })
   }
 
-  const skeleton: SkeletonEntry[] = SKELETON_DIRS.map((path) => ({ type: 'dir', path }))
+  // The skeleton's own directories: etc and the store's (nix, nix/store). A package's top-level
+  // `etc` or `nix` is not linked over them.
+  const skeletonDirs = ['etc', ...parentsOf(facts.storeDir)]
+  const skeleton: SkeletonEntry[] = skeletonDirs.map((path) => ({ type: 'dir', path }))
   if (fat) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
   for (const entry of facts.topLevel) {
-    if (SKELETON_DIRS.includes(entry)) continue
+    if (skeletonDirs.includes(entry)) continue
     skeleton.push({ type: 'symlink', path: entry, target: `${facts.userEnvironment}/${entry}` })
   }
   skeleton.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
@@ -141,8 +146,15 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
     annotations: app.annotations.reduce(upsert<NameValue>, []),
     volumes,
     skeleton,
+    storeDir: facts.storeDir,
     storePaths: fat ? [...facts.closure].sort() : [],
   }
+}
+
+/** `/nix/store` -> `nix`, `nix/store`: the directories down to it, relative to the root. */
+function parentsOf(dir: string): string[] {
+  const parts = dir.split('/').filter(Boolean)
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/'))
 }
 
 /**

@@ -6,6 +6,7 @@ import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.j
 
 const env = '/nix/store/aaaa-user-environment'
 const facts: NixFacts = {
+  storeDir: '/nix/store',
   userEnvironment: env,
   topLevel: ['bin', 'etc', 'share'],
   execPath: `${env}/bin/etcd`,
@@ -41,6 +42,20 @@ describe('image plan', () => {
       path: 'etc/hosts',
       content: expect.stringContaining('localhost'),
     })
+  })
+
+  it('lays out the store directory Nix uses, when it is not /nix/store', () => {
+    const plan = planImage(
+      { ...facts, storeDir: '/opt/nix-store', topLevel: ['bin', 'opt'] },
+      { ...options, kind: 'fat' },
+    )
+    expect(plan.storeDir).toBe('/opt/nix-store')
+    expect(plan.skeleton.filter((entry) => entry.type === 'dir').map((entry) => entry.path)).toEqual([
+      'etc',
+      'opt',
+      'opt/nix-store',
+    ])
+    expect(plan.skeleton.some((entry) => entry.path === 'opt' && entry.type === 'symlink')).toBe(false)
   })
 
   it('drops resolv.conf on request', () => {

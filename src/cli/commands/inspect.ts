@@ -1,4 +1,5 @@
 // `nix2aci inspect` and `nix2aci validate`: what an image holds, and whether rkt could run it here.
+import { isStorePath } from '../../nix/selectors.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
@@ -30,7 +31,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
           name: manifest.name ?? null,
           kind: contents.hasStore
             ? 'fat'
-            : mountPoints.some((m) => m.path.startsWith('/nix/store/'))
+            : mountPoints.some((m) => isStorePath(m.path))
               ? 'thin'
               : 'other',
           labels: Object.fromEntries((manifest.labels ?? []).map((label) => [label.name, label.value])),

@@ -1,8 +1,9 @@
 // `nix2aci run`: rkt run with the image's own mounts.
+import { spawn } from 'node:child_process'
+import { trackChild } from '../../util/cleanup.js'
 import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
 import { shellQuote } from '../../util/shell.js'
-import { spawn } from 'node:child_process'
 import type { GlobalArgs } from '../main.js'
 
 export function addRunCommand(cli: GlobalArgs): GlobalArgs {
@@ -21,7 +22,8 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
       if (!rkt)
         throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
       process.exitCode = await new Promise<number>((resolve, reject) => {
-        const child = spawn(rkt, args, { stdio: 'inherit' })
+        // Tracked: a SIGTERM or SIGINT to nix2aci stops rkt, and its pod, before nix2aci exits.
+        const child = trackChild(spawn(rkt, args, { stdio: 'inherit' }))
         child.on('error', reject)
         child.on('close', (code) => resolve(code ?? 1))
       })
