@@ -103,4 +103,12 @@ describe('nix2aci build', () => {
     const run = runCli(['build', '-c', spec, '--json'])
     expect(JSON.parse(run.stdout).images[0].error).toMatch(/images\[0\]: unknown field 'colour'/)
   })
+
+  it('refuses a signing key for an entry that does not sign', () => {
+    const spec = join(dir.path, 'key.json')
+    writeFileSync(spec, JSON.stringify({ images: [{ name: 'x', binary: 'hello', packages: ['hello'], key: 'k' }] }))
+    const run = runCli(['build', '-c', spec, '--json'])
+    expect(run.status).toBe(1)
+    expect(JSON.parse(run.stdout).images[0].error).toMatch(/images\[0\]\.key: needs "sign": true/)
+  })
 })

@@ -107,14 +107,17 @@ describe('nix2aci fat', () => {
     })
   }
 
-  it('running out of disk space leaves no partial image and the earlier one intact', () => {
+  it('running out of disk space leaves no partial image and the earlier one intact', (context) => {
     const dir = makeTempDir()
     const small = join(dir.path, 'small')
     mkdirSync(small)
     const helloSize = statSync(fat('hello-size', 'hello', ['hello'], ['--no-resolv-conf']).image).size
     const size = helloSize + 512 * 1024
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', small]).status === 0
-    if (!mounted) return void console.warn('cannot mount a tmpfs here; out-of-space test not run')
+    if (!mounted) {
+      dir.remove()
+      return context.skip('cannot mount a tmpfs here (needs root): no small file system to fill')
+    }
     try {
       fat('app', 'hello', ['hello'], ['--no-resolv-conf'], small)
       const before = snapshotDir(small)

@@ -123,8 +123,11 @@ describe('bad input to nix2aci thin', () => {
   })
 
   it('prints the usage of the legacy script for fewer than three arguments', () => {
-    const run = runCli(['app', 'hello'], { bin: 'buildThinACI' })
-    expect(run.status).toBe(1)
-    expect(run.stderr.trim()).toBe('Usage: buildThinACI name binary-name package1 [package2 ...]')
+    // An option's value is not one of the three: `--out-dir DIR app hello` still lacks a package.
+    for (const args of [[], ['app', 'hello'], ['--out-dir', out.path, 'app', 'hello']]) {
+      const run = runCli(args, { bin: 'buildThinACI' })
+      expect(run.status).toBe(1)
+      expect(run.stderr.trim()).toBe('Usage: buildThinACI name binary-name package1 [package2 ...]')
+    }
   })
 })

@@ -27,7 +27,7 @@ export async function readImage(file: string): Promise<ImageContents> {
     })
   ).size
   const compression = await compressionOf(file)
-  const tar = await openTar(file)
+  const tar = await openTar(file, compression)
   const hash = createHash('sha512')
   const topLevel = new Set<string>()
   let manifestText: string | undefined

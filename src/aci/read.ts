@@ -22,9 +22,9 @@ export async function compressionOf(file: string): Promise<Compression> {
   }
 }
 
-/** The image's tar, decompressed. */
-export async function openTar(file: string): Promise<Readable> {
-  const compression = await compressionOf(file)
+/** The image's tar, decompressed; `known` saves reading the magic bytes again. */
+export async function openTar(file: string, known?: Compression): Promise<Readable> {
+  const compression = known ?? (await compressionOf(file))
   if (compression === 'none') return createReadStream(file)
   if (compression === 'gzip') {
     const gunzip = createGunzip()

@@ -119,6 +119,8 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
   const imageFile = optionalString(image, 'file', where)
   const file = imageFile !== undefined ? relativeTo(baseDir, imageFile) : defaults.file
   const key = optionalString(image, 'key', where)
+  // As on the command line (--key implies --sign): a key alone would silently sign nothing.
+  if (key !== undefined && image.sign !== true) throw new UserError(`${where}.key: needs "sign": true`)
   return {
     kind: kind as ImageKind,
     name,

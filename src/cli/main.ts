@@ -3,7 +3,7 @@ import yargs, { type Argv, type InferredOptionTypes } from 'yargs'
 import packageJson from '../../package.json' with { type: 'json' }
 import type { ImageKind } from '../plan/plan.js'
 import { cleanUpOnSignals } from '../util/cleanup.js'
-import { UserError, messageOf } from '../util/errors.js'
+import { UsageError, UserError, messageOf } from '../util/errors.js'
 import { addBuildCommand } from './commands/build.js'
 import { addImageCommand } from './commands/image.js'
 import { addInspectCommands } from './commands/inspect.js'
@@ -23,7 +23,8 @@ const globalOptions = {
 
 export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
 
-export async function main(args: string[], scriptName = 'nix2aci'): Promise<void> {
+/** `legacyUsage` replaces yargs' complaint about missing arguments, as the original scripts printed it. */
+export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?: string): Promise<void> {
   cleanUpOnSignals()
   const verbose = args.includes('--verbose') || args.includes('-v')
   try {
@@ -45,12 +46,13 @@ export async function main(args: string[], scriptName = 'nix2aci'): Promise<void
       .showHelpOnFail(false, `Run ${scriptName} --help for usage`)
       .fail((message, error) => {
         if (error) throw error
+        if (legacyUsage && message.startsWith('Not enough non-option arguments')) throw new UsageError(legacyUsage)
         throw new UserError(message)
       })
       .parseAsync()
   } catch (error) {
     if (error instanceof UserError) {
-      process.stderr.write(`${scriptName}: ${error.message}\n`)
+      process.stderr.write(error instanceof UsageError ? `${error.message}\n` : `${scriptName}: ${error.message}\n`)
       process.exitCode = error.exitCode
     } else {
       process.stderr.write(`${scriptName}: unexpected failure: ${messageOf(error)}\n`)
@@ -65,10 +67,5 @@ export async function main(args: string[], scriptName = 'nix2aci'): Promise<void
  * [package2 ...]`; with fewer than three arguments they print their usage and exit 1.
  */
 export async function legacyMain(kind: ImageKind, scriptName: string, args: string[]): Promise<void> {
-  if (args.filter((arg) => !arg.startsWith('-')).length < 3) {
-    process.stderr.write(`Usage: ${scriptName} name binary-name package1 [package2 ...]\n`)
-    process.exitCode = 1
-    return
-  }
-  await main([kind, ...args], scriptName)
+  await main([kind, ...args], scriptName, `Usage: ${scriptName} name binary-name package1 [package2 ...]`)
 }

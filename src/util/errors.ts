@@ -12,6 +12,9 @@ export class UserError extends Error {
   }
 }
 
+/** A usage line: printed as it is, without the program-name prefix of other errors. */
+export class UsageError extends UserError {}
+
 /** The message of anything thrown, as text. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)

@@ -44,6 +44,9 @@ export interface ImageManifest {
 }
 
 /** rkt's PATH for apps that set none. */
+/** What rkt's stage1 gives every app, and bwrap gives here: a fresh /proc, /dev and /tmp. */
+export const FRESH_SYSTEM_DIRS = ['--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp']
+
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 const AC_NAME = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/
@@ -233,12 +236,7 @@ function bwrapArgs(image: string, unpacked: UnpackedAci, options: RunOptions): s
     '--bind',
     rootfs,
     '/',
-    '--proc',
-    '/proc',
-    '--dev',
-    '/dev',
-    '--tmpfs',
-    '/tmp',
+    ...FRESH_SYSTEM_DIRS,
     ...binds,
     '--unshare-pid',
     '--unshare-ipc',

@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { FRESH_SYSTEM_DIRS } from '../harness/run-aci.js'
 
 const fixturesDir = fileURLToPath(new URL('../../fixtures', import.meta.url))
 
@@ -58,12 +59,7 @@ export function runInClosure(
       '--clearenv',
       ...env,
       ...binds,
-      '--proc',
-      '/proc',
-      '--dev',
-      '/dev',
-      '--tmpfs',
-      '/tmp',
+      ...FRESH_SYSTEM_DIRS,
       '--chdir',
       '/tmp',
       ...argv,

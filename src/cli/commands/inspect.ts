@@ -3,6 +3,7 @@ import { isStorePath } from '../../nix/selectors.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
+import { withImageArgument } from './image-argument.js'
 
 interface ManifestView {
   name?: string
@@ -19,7 +20,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
     .command(
       'inspect <aci>',
       'Show what an image holds: name, labels, exec, mounts, ports, size, compression, image ID',
-      (y) => y.positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' }),
+      withImageArgument,
       async (argv) => {
         // Loaded here, not at start-up: reading images pulls in tar-stream, zlib and crypto.
         const { readImage } = await import('../../aci/inspect.js')
@@ -29,11 +30,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
         const summary = {
           image: argv.aci,
           name: manifest.name ?? null,
-          kind: contents.hasStore
-            ? 'fat'
-            : mountPoints.some((m) => isStorePath(m.path))
-              ? 'thin'
-              : 'other',
+          kind: contents.hasStore ? 'fat' : mountPoints.some((m) => isStorePath(m.path)) ? 'thin' : 'other',
           labels: Object.fromEntries((manifest.labels ?? []).map((label) => [label.name, label.value])),
           exec: manifest.app?.exec ?? [],
           mounts: mountPoints,
@@ -63,7 +60,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
     .command(
       'validate <aci>',
       'Check an image: actool validate, and for a thin image that every mount source exists on this host',
-      (y) => y.positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' }),
+      withImageArgument,
       async (argv) => {
         const { checkImage } = await import('../../aci/check.js')
         const report = await checkImage(argv.aci)

@@ -5,15 +5,18 @@ import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
 import { shellQuote } from '../../util/shell.js'
 import type { GlobalArgs } from '../main.js'
+import { withImageArgument } from './image-argument.js'
 
 export function addRunCommand(cli: GlobalArgs): GlobalArgs {
   return cli.command(
     'run <aci>',
     'Run an image with rkt, with the volumes of its .mounts file (args after -- go to the app)',
     (y) =>
-      y
-        .positional('aci', { type: 'string', demandOption: true, describe: 'the .aci file' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'print the rkt command line instead' }),
+      withImageArgument(y).option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'print the rkt command line instead',
+      }),
     async (argv) => {
       const { rktRunArgs } = await import('../../aci/rkt.js')
       const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
