@@ -1,6 +1,6 @@
 // One image build, start to finish: Nix facts -> plan -> engine -> validation -> atomic save.
-import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs'
-import { realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync } from 'node:fs'
+import { realpath, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
@@ -25,7 +25,7 @@ import type { AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
-import { withCleanup, withoutInterruption } from '../util/cleanup.js'
+import { withCleanup } from '../util/cleanup.js'
 import { UserError, messageOf } from '../util/errors.js'
 import { displayPath } from '../util/paths.js'
 import { shellQuote } from '../util/shell.js'
@@ -161,11 +161,8 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     const { sign } = request
     if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
 
-    // An interrupt waits for the save: a cleanup racing it would restore the old profile under a new image.
-    await withoutInterruption(async () => {
-      await saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
-      saved = true
-    })
+    saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
+    saved = true
     await (request.kind === 'thin' ? pruneProfile(final.profile) : removeProfile(final.profile))
 
     const mountsFile = hasVolumes ? final.mounts : null
@@ -190,11 +187,16 @@ type Outputs = { image: string; mounts: string; signature: string }
 /**
  * Moves the staged files into place, each by an atomic rename; the image goes last. A signature or
  * .mounts file that the new image does not have is removed, so no stale one stays beside it.
+ * Synchronous on purpose: signal handlers run on the event loop, so an interrupt's cleanup sees the
+ * old set of files or the new one, never a mix, and never restores the old profile under a new image.
+ * Only a crash can fall between two renames.
  */
-async function saveOutputs(staged: Outputs, final: Outputs, has: { signed: boolean; hasVolumes: boolean }) {
-  await (has.signed ? rename(staged.signature, final.signature) : rm(final.signature, { force: true }))
-  await (has.hasVolumes ? rename(staged.mounts, final.mounts) : rm(final.mounts, { force: true }))
-  await rename(staged.image, final.image)
+function saveOutputs(staged: Outputs, final: Outputs, has: { signed: boolean; hasVolumes: boolean }): void {
+  if (has.signed) renameSync(staged.signature, final.signature)
+  else rmSync(final.signature, { force: true })
+  if (has.hasVolumes) renameSync(staged.mounts, final.mounts)
+  else rmSync(final.mounts, { force: true })
+  renameSync(staged.image, final.image)
 }
 
 /** The options with every command's program (`sh`, `bin/sh`) made an absolute path in the profile. */

@@ -3,7 +3,6 @@ import type { ChildProcess } from 'node:child_process'
 
 const pending: Array<() => Promise<void>> = []
 const children = new Set<ChildProcess>()
-const uninterruptible = new Set<Promise<unknown>>()
 
 /** Runs `cleanup` at most once, however many paths ask for it. */
 function once(cleanup: () => Promise<void>): () => Promise<void> {
@@ -32,20 +31,6 @@ export async function withCleanup<T>(cleanup: () => Promise<void>, body: () => P
   return result
 }
 
-/**
- * Runs `work` (a few renames, say) to the end even when an interrupt arrives meanwhile: the
- * interrupt's cleanups wait for it, so they never undo half of it.
- */
-export async function withoutInterruption<T>(work: () => Promise<T>): Promise<T> {
-  const running = work()
-  uninterruptible.add(running)
-  try {
-    return await running
-  } finally {
-    uninterruptible.delete(running)
-  }
-}
-
 /** A child process to stop on an interrupt before the cleanups run, so it cannot write after them. */
 export function trackChild<C extends ChildProcess>(child: C): C {
   children.add(child)
@@ -69,10 +54,7 @@ async function stopChildren(): Promise<void> {
   )
 }
 
-/**
- * On an interrupt: let uninterruptible work finish, stop child processes, undo work in progress
- * (innermost first), exit as the signal asks.
- */
+/** On an interrupt, stop child processes, undo work in progress (innermost first), exit as the signal asks. */
 export function cleanUpOnSignals(): void {
   for (const [signal, code] of [
     ['SIGINT', 130],
@@ -80,7 +62,6 @@ export function cleanUpOnSignals(): void {
   ] as const) {
     process.once(signal, () => {
       void (async () => {
-        await Promise.allSettled(uninterruptible)
         await stopChildren()
         for (const cleanup of [...pending].reverse()) await cleanup().catch(() => undefined)
         process.exit(code)
