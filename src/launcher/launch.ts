@@ -50,7 +50,7 @@ function readOrUndefined(file: string): Buffer | undefined {
 
 /** A help or version run compiles little of the bundle: its cache would serve real runs poorly. */
 function helpOrVersion(args: readonly string[]): boolean {
-  return args.some((arg) => arg === '--help' || arg === '-h' || arg === '--version')
+  return args.some((arg) => arg === '--help' || arg === '--version')
 }
 
 /** Writes the cache atomically and drops this bundle's caches of other builds or Node versions. */
