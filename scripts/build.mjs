@@ -18,8 +18,8 @@ await build({
   outdir: 'dist/app',
   // Loaded only where used: zx by the acbuild engine, ora for a spinner on a terminal.
   external: ['zx', 'ora'],
-  // Their import() becomes require() (Node >= 20.19 requires ES modules): V8 drops the import()
-  // callback of code that comes from the compile cache.
+  // Their import() becomes require() (Node >= 20.19 requires ES modules): import() in vm.Script
+  // code needs a loader callback, and V8 loses it for code that comes from the compile cache.
   supported: { 'dynamic-import': false },
   // yargs' CommonJS build wraps help text at word boundaries; its ESM build breaks words apart.
   alias: { yargs: './node_modules/yargs/index.cjs' },

@@ -148,7 +148,7 @@ describe('nix2aci run', () => {
       '[ -n "$RKT_EXIT" ] && exit "$RKT_EXIT"',
       'trap \'echo stopped >> "$RKT_LOG"; exit 0\' TERM',
       'echo running >> "$RKT_LOG"',
-      'while :; do sleep 0.1; done',
+      'i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done', // 30 s at most, should a test fail
     ]
     writeFileSync(join(standIn, 'rkt'), `${script.join('\n')}\n`)
     chmodSync(join(standIn, 'rkt'), 0o755)
@@ -177,6 +177,7 @@ describe('nix2aci run', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
     for (let tries = 0; !readFileSync(rktLog, 'utf8').includes('running') && tries < 100; tries++)
       await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(readFileSync(rktLog, 'utf8')).toContain('running')
     child.kill('SIGTERM')
     expect(await exited).toBe(143)
     expect(readFileSync(rktLog, 'utf8')).toMatch(/running\nstopped\n$/)

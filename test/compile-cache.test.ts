@@ -1,7 +1,7 @@
 // The start-up cache (src/launcher/launch.ts): written by the first real run, used as it is by the
 // next ones, and never a reason for a run to fail, whether missing, corrupt or unwritable.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chownSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
@@ -58,12 +58,38 @@ describe('compile cache', () => {
     expect(run.stdout).toContain('✔')
   })
 
-  it('replaces a corrupt cache instead of failing', () => {
+  it('replaces a corrupt cache instead of failing, and keeps only the newest caches of the bundle', () => {
     const [file] = cacheFiles()
     writeFileSync(join(cacheDir, file!), 'not V8 code cache data')
+    // Caches of other builds or Node versions, written a day apart in 2020.
+    const others = [1, 2, 3, 4, 5].map((day) => `nix2aci-${'0'.repeat(15)}${day}-nodev0.0.${day}-x64.v8`)
+    others.forEach((other, i) => {
+      writeFileSync(join(cacheDir, other), 'old')
+      utimesSync(join(cacheDir, other), new Date(2020, 0, i + 1), new Date(2020, 0, i + 1))
+    })
     const result = buildJson(build, { env })
     expect(result.image).toBe(join(out.path, 'cached.aci'))
     expect(readFileSync(join(cacheDir, file!)).length).toBeGreaterThan(10_000)
+    expect(cacheFiles().sort()).toEqual([...others.slice(2), file!].sort())
+    others.slice(2).forEach((other) => rmSync(join(cacheDir, other)))
+  })
+
+  const isRoot = process.geteuid?.() === 0
+  it.skipIf(!isRoot)('neither trusts a cache another user wrote nor writes into their directory', () => {
+    const [file] = cacheFiles()
+    const cache = join(cacheDir, file!)
+    chownSync(cache, 65534, 65534) // nobody's now: a cache root must not run
+    buildJson(build, { env })
+    expect(statSync(cache).uid).toBe(0) // not taken: rewritten by root
+
+    rmSync(cache)
+    chownSync(cacheDir, 65534, 65534)
+    try {
+      buildJson(build, { env })
+      expect(cacheFiles()).toEqual([])
+    } finally {
+      chownSync(cacheDir, 0, 0)
+    }
   })
 
   it('builds when the cache directory cannot be written', () => {

@@ -189,7 +189,7 @@ type Outputs = { image: string; mounts: string; signature: string }
  * .mounts file that the new image does not have is removed, so no stale one stays beside it.
  * Synchronous on purpose: signal handlers run on the event loop, so an interrupt's cleanup sees the
  * old set of files or the new one, never a mix, and never restores the old profile under a new image.
- * Only a crash can fall between two renames.
+ * Only a crash, or a rename that fails half-way (a directory in the way of an output's name), can.
  */
 function saveOutputs(staged: Outputs, final: Outputs, has: { signed: boolean; hasVolumes: boolean }): void {
   if (has.signed) renameSync(staged.signature, final.signature)

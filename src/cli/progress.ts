@@ -37,8 +37,10 @@ async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T>
   // The work starts first; ora, loaded only where a spinner is drawn, loads while it runs.
   const working = work()
   working.catch(() => undefined) // handed to ora below; a failure before ora has loaded is not unhandled
-  const { oraPromise } = await import('ora')
-  return oraPromise(working, {
+  const ora = await import('ora').catch(() => undefined)
+  // Without ora the step must still wait for its work: a cleanup must never race a running nix-env.
+  if (!ora) return lineStep(title, () => working)
+  return ora.oraPromise(working, {
     text: title,
     stream: process.stderr,
     successText: () => `${title} (${elapsed(started)})`,

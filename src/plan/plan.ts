@@ -55,7 +55,7 @@ export interface ImagePlan {
 
 /** What the Nix layer found out about the packages. */
 export interface NixFacts {
-  /** The store directory the paths below are in, `/nix/store` unless Nix was told otherwise. */
+  /** The store directory the paths below are in: NIX_STORE_DIR, as for Nix itself, or /nix/store. */
   storeDir: string
   userEnvironment: string
   /** Top-level entries of the user environment (`bin`, `share`, ...). */

@@ -16,19 +16,21 @@ function once(cleanup: () => Promise<void>): () => Promise<void> {
  */
 export async function withCleanup<T>(cleanup: () => Promise<void>, body: () => Promise<T>): Promise<T> {
   const cleanupOnce = once(cleanup)
+  // Listed until the cleanup has finished: an interrupt meanwhile waits for it rather than exiting.
   pending.push(cleanupOnce)
-  const done = () => pending.splice(pending.indexOf(cleanupOnce), 1)
-  let result: T
   try {
-    result = await body()
-  } catch (error) {
-    done()
-    await cleanupOnce().catch(() => undefined)
-    throw error
+    let result: T
+    try {
+      result = await body()
+    } catch (error) {
+      await cleanupOnce().catch(() => undefined)
+      throw error
+    }
+    await cleanupOnce()
+    return result
+  } finally {
+    pending.splice(pending.indexOf(cleanupOnce), 1)
   }
-  done()
-  await cleanupOnce()
-  return result
 }
 
 /** A child process to stop on an interrupt before the cleanups run, so it cannot write after them. */

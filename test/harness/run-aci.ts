@@ -43,10 +43,10 @@ export interface ImageManifest {
   [key: string]: unknown
 }
 
-/** rkt's PATH for apps that set none. */
 /** What rkt's stage1 gives every app, and bwrap gives here: a fresh /proc, /dev and /tmp. */
 export const FRESH_SYSTEM_DIRS = ['--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp']
 
+/** rkt's PATH for apps that set none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 const AC_NAME = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/

@@ -9,9 +9,13 @@ import type { BuildResult } from '../../src/build/build-image.js'
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const fixtures = join(repoRoot, 'fixtures')
 
-/** The environment the README asks for: the fixture set stands in for <nixpkgs>. */
+/**
+ * The environment the README asks for: the fixture set stands in for <nixpkgs>. The CLI's compile
+ * cache goes to the test roots rather than the developer's own ~/.cache.
+ */
 export function fixtureEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...process.env, NIX_PATH: `nixpkgs=${fixtures}`, CI: 'true', ...extra }
+  const XDG_CACHE_HOME = join(repoRoot, '.test-roots', 'cache')
+  return { ...process.env, NIX_PATH: `nixpkgs=${fixtures}`, CI: 'true', XDG_CACHE_HOME, ...extra }
 }
 
 export interface CliRun {
