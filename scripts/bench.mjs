@@ -89,25 +89,27 @@ function shown(argv) {
   return words.join(' ')
 }
 
+/** `command` in each PATH directory, in order, whether it is there or not. */
+function pathCandidates(command) {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, command))
+}
+
 function onPath(command) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
-    try {
-      accessSync(join(dir, command), constants.X_OK)
-      return join(dir, command)
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined
+  return pathCandidates(command).find(isExecutable)
 }
 
 /** Every executable `command` on PATH, resolved: what a bind mount has to cover to hide it. */
 function allOnPath(command) {
-  const found = (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter(Boolean)
-    .map((dir) => join(dir, command))
-  return [...new Set(found.filter((path) => isExecutable(path)).map((path) => realpathSync(path)))]
+  return [
+    ...new Set(
+      pathCandidates(command)
+        .filter(isExecutable)
+        .map((path) => realpathSync(path)),
+    ),
+  ]
 }
 
 function isExecutable(path) {

@@ -1,11 +1,14 @@
 // What `nix2aci validate` checks: the image as rkt would take it, and, for a thin image, that this
 // host has every path its mounts name.
-import { access, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { validateWithActool } from './actool.js'
-import { mountsFileOf } from './files.js'
+import { exists, mountsFileOf } from './files.js'
 import { readImage, type ImageContents } from './inspect.js'
 import { isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
+
+/** How the problem of missing mount sources starts, for a reader that lists those paths itself. */
+export const MISSING_SOURCES = 'mount sources missing on this host'
 
 export interface CheckReport {
   image: string
@@ -16,7 +19,7 @@ export interface CheckReport {
 }
 
 /** Host sources named by a `.mounts` file's `--volume=...,source=PATH,...` arguments. */
-export function volumeSources(mountsText: string): string[] {
+function volumeSources(mountsText: string): string[] {
   return mountsText
     .split(/\s+/)
     .filter(Boolean)
@@ -46,8 +49,7 @@ export async function checkImage(image: string): Promise<CheckReport> {
     problems.push(messageOf(error))
   }
   const missingMountSources = contents ? await missingSources(image, contents) : []
-  if (missingMountSources.length > 0)
-    problems.push(`mount sources missing on this host: ${missingMountSources.join(' ')}`)
+  if (missingMountSources.length > 0) problems.push(`${MISSING_SOURCES}: ${missingMountSources.join(' ')}`)
   return { image, valid: problems.length === 0, actool, problems, missingMountSources }
 }
 
@@ -62,15 +64,6 @@ async function missingSources(image: string, contents: ImageContents): Promise<s
     mountsText !== undefined
       ? volumeSources(mountsText)
       : (app?.mountPoints ?? []).map((mount) => mount.path).filter(isStorePath)
-  const missing: string[] = []
-  for (const source of sources) {
-    if (
-      !(await access(source).then(
-        () => true,
-        () => false,
-      ))
-    )
-      missing.push(source)
-  }
-  return missing
+  const present = await Promise.all(sources.map(exists))
+  return sources.filter((_, i) => !present[i])
 }

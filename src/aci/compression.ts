@@ -6,6 +6,7 @@ import { trackChild } from '../util/cleanup.js'
 
 export const COMPRESSIONS = ['gzip', 'xz', 'bzip2', 'none'] as const
 export type Compression = (typeof COMPRESSIONS)[number]
+export const DEFAULT_COMPRESSION: Compression = 'gzip'
 
 /** gzip level 6: the level `gzip` and acbuild use by default. */
 export const GZIP_LEVEL = 6

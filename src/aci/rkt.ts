@@ -1,16 +1,18 @@
 // The `rkt run` command line for an image: its .mounts volumes, and trust by signature when it has one.
-import { access, readFile } from 'node:fs/promises'
-import { mountsFileOf, signatureFileOf } from './files.js'
+import { readFile } from 'node:fs/promises'
+import { exists, mountsFileOf, signatureFileOf } from './files.js'
+
+/** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
+export function trustOptions(signed: boolean): string[] {
+  return signed ? [] : ['--insecure-options=image']
+}
 
 export async function rktRunArgs(image: string, appArgs: readonly string[]): Promise<string[]> {
   const mounts = await readFile(mountsFileOf(image), 'utf8').catch(() => '')
-  const signed = await access(signatureFileOf(image)).then(
-    () => true,
-    () => false,
-  )
+  const signed = await exists(signatureFileOf(image))
   return [
     'run',
-    ...(signed ? [] : ['--insecure-options=image']),
+    ...trustOptions(signed),
     ...mounts.split(/\s+/).filter(Boolean),
     image,
     ...(appArgs.length > 0 ? ['--', ...appArgs] : []),

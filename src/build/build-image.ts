@@ -5,6 +5,7 @@ import { machine } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
 import { mountsFileOf, signatureFileOf } from '../aci/files.js'
+import { trustOptions } from '../aci/rkt.js'
 import type { Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
 import type { EngineChoice } from '../engines/engine.js'
@@ -93,13 +94,14 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   }
   // A thin image's profile lives beside it from the start (it is its GC root); a fat image needs none.
   const profile = request.kind === 'thin' ? final.profile : join(staging, 'profile')
-  const profileBefore = profileState(final.profile)
+  // What a failed thin build puts back; read before nix-env starts changing it.
+  const profileBefore = request.kind === 'thin' ? profileState(final.profile) : undefined
   let saved = false
 
   const cleanup = async () => {
     await rm(staging, { recursive: true, force: true })
     if (saved) return
-    if (request.kind === 'thin') await restoreProfile(final.profile, profileBefore)
+    if (profileBefore) await restoreProfile(final.profile, profileBefore)
     if (createdOutDir) removeEmptyDirs(outDir, createdOutDir)
   }
   return withCleanup(cleanup, async () => {
@@ -250,9 +252,8 @@ function removeEmptyDirs(dir: string, top: string): void {
   }
 }
 
-/** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
+/** The `rkt run` line to copy, with the volumes read from the .mounts file by the shell. */
 function rktRunCommand(image: string, mountsFile: string | null, signed: boolean): string {
-  const insecure = signed ? '' : ' --insecure-options=image'
   const volumes = mountsFile ? ` $(cat ${shellQuote([displayPath(mountsFile)])})` : ''
-  return `sudo rkt run${insecure}${volumes} ${shellQuote([displayPath(image)])}`
+  return `${shellQuote(['sudo', 'rkt', 'run', ...trustOptions(signed)])}${volumes} ${shellQuote([displayPath(image)])}`
 }

@@ -35,9 +35,10 @@ export async function buildMany(
 }
 
 /**
- * Instantiates, per Nix expression, every attribute path the images name in one nix-instantiate
- * call, and hands each image its derivations. Images whose packages are not all attribute paths, or
- * whose expression does not evaluate, keep their own resolution (and its precise errors).
+ * Instantiates, per Nix expression that two or more images read, every attribute path they name in
+ * one nix-instantiate call (the expressions side by side), and hands each image its derivations.
+ * Images alone with their expression, whose packages are not all attribute paths, or whose
+ * expression does not evaluate, keep their own resolution (and its precise errors).
  */
 async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry[]> {
   type Buildable = Extract<SpecEntry, { request: BuildRequest }>
@@ -46,19 +47,24 @@ async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry
   const expressionOf = (entry: Buildable) => defaultExpression(entry.request.file, process.env.NIX_PATH)
   const attrsOf = (entry: Buildable) => entry.request.packages.filter((p) => !isStorePath(p))
 
-  const attrsByExpression = new Map<string | undefined, Set<string>>()
+  const byExpression = new Map<string | undefined, { images: number; attrs: Set<string> }>()
   for (const entry of entries.filter(shareable)) {
-    const attrs = attrsByExpression.get(expressionOf(entry)) ?? new Set<string>()
-    attrsOf(entry).forEach((attr) => attrs.add(attr))
-    attrsByExpression.set(expressionOf(entry), attrs)
+    const shared = byExpression.get(expressionOf(entry)) ?? { images: 0, attrs: new Set<string>() }
+    shared.images++
+    attrsOf(entry).forEach((attr) => shared.attrs.add(attr))
+    byExpression.set(expressionOf(entry), shared)
   }
   const drvByAttr = new Map<string, string>()
   const key = (expression: string | undefined, attr: string) => `${expression}\0${attr}`
-  for (const [expression, attrs] of attrsByExpression) {
-    const list = [...attrs]
-    const drvs = await instantiateAttrs(list, expression)
-    drvs?.forEach((drv, i) => drvByAttr.set(key(expression, list[i]!), drv))
-  }
+  await Promise.all(
+    [...byExpression]
+      .filter(([, shared]) => shared.images > 1)
+      .map(async ([expression, shared]) => {
+        const list = [...shared.attrs]
+        const drvs = await instantiateAttrs(list, expression)
+        drvs?.forEach((drv, i) => drvByAttr.set(key(expression, list[i]!), drv))
+      }),
+  )
   return entries.map((entry) => {
     if (!shareable(entry)) return entry
     const instantiated = entry.request.packages.map((p) =>

@@ -1,7 +1,7 @@
 // The spec file `nix2aci build` reads: images to build, each field checked with an error naming it.
 import { dirname, resolve } from 'node:path'
-import { COMPRESSIONS, type Compression } from '../aci/compression.js'
-import { ENGINES, type EngineChoice } from '../engines/engine.js'
+import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../aci/compression.js'
+import { DEFAULT_ENGINE, ENGINES, type EngineChoice } from '../engines/engine.js'
 import { parseAppOptions, type AppOptionInput } from '../plan/app-options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
@@ -11,7 +11,8 @@ import { imageFileBase, type BuildRequest } from './build-image.js'
 export type SpecEntry = { name: string; request: BuildRequest } | { name: string; error: string }
 
 const STRING_LISTS = ['label', 'env', 'port', 'mount', 'volume', 'isolator', 'annotation', 'execArgs'] as const
-const STRINGS = ['exec', 'imageVersion', 'user', 'group', 'workingDir', 'preStart', 'postStop', 'file', 'key'] as const
+const APP_STRINGS = ['exec', 'imageVersion', 'user', 'group', 'workingDir', 'preStart', 'postStop'] as const
+const STRINGS = [...APP_STRINGS, 'file', 'key'] as const
 const BOOLEANS = ['resolvConf', 'validate', 'sign'] as const
 const KNOWN = new Set<string>([
   'name',
@@ -87,8 +88,8 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
   const packages = image.packages
   if (!Array.isArray(packages) || packages.length === 0 || !packages.every((p) => typeof p === 'string'))
     throw new UserError(`${where}.packages: must be a non-empty list of strings`)
-  const engine = oneOf(image, 'engine', ENGINES, where) ?? 'auto'
-  const compression = oneOf(image, 'compression', COMPRESSIONS, where) ?? 'gzip'
+  const engine = oneOf(image, 'engine', ENGINES, where) ?? DEFAULT_ENGINE
+  const compression = oneOf(image, 'compression', COMPRESSIONS, where) ?? DEFAULT_COMPRESSION
   const input: AppOptionInput = {}
   for (const key of STRING_LISTS) {
     const value = image[key]
@@ -97,7 +98,7 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
       throw new UserError(`${where}.${key}: must be a list of strings`)
     input[key] = value as string[]
   }
-  for (const key of ['exec', 'imageVersion', 'user', 'group', 'workingDir', 'preStart', 'postStop'] as const) {
+  for (const key of APP_STRINGS) {
     const value = optionalString(image, key, where)
     if (value !== undefined) input[key] = value
   }

@@ -47,7 +47,13 @@ export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?:
       .fail((message, error) => {
         if (error) throw error
         if (legacyUsage && message.startsWith('Not enough non-option arguments')) throw new UsageError(legacyUsage)
-        throw new UserError(message)
+        // yargs spreads some complaints over several lines; an error here is always one.
+        throw new UserError(
+          message
+            .split('\n')
+            .map((line) => line.trim())
+            .join(' '),
+        )
       })
       .parseAsync()
   } catch (error) {

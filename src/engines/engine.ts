@@ -3,6 +3,7 @@ import type { Compression } from '../aci/compression.js'
 
 export const ENGINES = ['auto', 'acbuild', 'native'] as const
 export type EngineChoice = (typeof ENGINES)[number]
+export const DEFAULT_ENGINE: EngineChoice = 'auto'
 
 export interface EngineOptions {
   compression: Compression

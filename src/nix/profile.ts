@@ -119,12 +119,12 @@ export async function instantiateAttrs(
   }
 }
 
-/** Every store path the given path needs at run time (`nix-store -qR`), sorted. */
+/** Every store path the given path needs at run time (`nix-store -qR`). */
 export async function closureOf(storePath: string): Promise<string[]> {
   const { stdout } = await run('nix-store', ['-qR', storePath]).catch((error) => {
     throw nixError(`cannot query the closure of ${storePath}`, error)
   })
-  return stdout.split('\n').filter(Boolean).sort()
+  return stdout.split('\n').filter(Boolean)
 }
 
 /** The top-level entries of a user environment (`bin`, `share`, ...), without nix-env's manifest. */
@@ -196,24 +196,31 @@ function readOrUndefined<T>(read: () => T): T | undefined {
 export async function restoreProfile(profile: string, before: ProfileState): Promise<void> {
   if (before.current) await replaceSymlink(before.current, profile)
   else await rm(profile, { force: true })
-  await removeGenerations(profile, (name) => !before.generations.includes(name))
+  const { generations } = profileState(profile)
+  await removeGenerations(
+    profile,
+    generations.filter((name) => !before.generations.includes(name)),
+  )
 }
 
 /** Drops every generation but the current one, so older closures can be collected. */
 export async function pruneProfile(profile: string): Promise<void> {
-  const { current } = profileState(profile)
-  await removeGenerations(profile, (name) => name !== current)
+  const { current, generations } = profileState(profile)
+  await removeGenerations(
+    profile,
+    generations.filter((name) => name !== current),
+  )
 }
 
 /** Removes a profile and all its generations. */
 export async function removeProfile(profile: string): Promise<void> {
   await rm(profile, { force: true })
-  await removeGenerations(profile, () => true)
+  await removeGenerations(profile, profileState(profile).generations)
 }
 
-async function removeGenerations(profile: string, unwanted: (name: string) => boolean): Promise<void> {
-  const { generations } = profileState(profile)
-  await Promise.all(generations.filter(unwanted).map((name) => rm(join(dirname(profile), name), { force: true })))
+/** Removes the named generation links that sit beside `profile`. */
+async function removeGenerations(profile: string, names: readonly string[]): Promise<void> {
+  await Promise.all(names.map((name) => rm(join(dirname(profile), name), { force: true })))
 }
 
 async function replaceSymlink(target: string, link: string): Promise<void> {

@@ -90,7 +90,7 @@ function identifierPair(option: string, text: string): NameValue {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z_0-9]*$/
 
-export function parseEnv(text: string): NameValue {
+function parseEnv(text: string): NameValue {
   const pair = keyValue('env', text)
   if (!ENV_NAME.test(pair.name))
     fail('env', text, 'variable names are letters, digits and "_", not starting with a digit')
@@ -117,7 +117,7 @@ export function parsePort(text: string): Port {
   return { name, protocol, port, count, socketActivated }
 }
 
-export function parseMount(text: string): UserMount {
+function parseMount(text: string): UserMount {
   const [name = '', path = '', flag, ...rest] = text.split(':')
   if (!name || !path || rest.length > 0 || (flag !== undefined && flag !== 'ro'))
     fail('mount', text, 'expected name:path[:ro]')
@@ -127,7 +127,7 @@ export function parseMount(text: string): UserMount {
   return { name, path, readOnly: flag === 'ro' }
 }
 
-export function parseIsolator(text: string): Isolator {
+function parseIsolator(text: string): Isolator {
   const { name, value } = identifierPair('isolator', text)
   try {
     return { name, value: JSON.parse(value) as unknown }

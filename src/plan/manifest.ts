@@ -3,7 +3,7 @@
 import type { ImagePlan } from './plan.js'
 
 /** The appc spec version acbuild 0.4.0 declares; both engines must agree on it. */
-export const AC_VERSION = '0.8.5'
+const AC_VERSION = '0.8.5'
 
 export type ImageManifest = Record<string, unknown>
 

@@ -101,7 +101,9 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
     mountPoints.push({ name, path, readOnly: true })
     volumes.push({ name, source: path, readOnly: true })
   }
-  if (!fat) storeMountNames(facts.closure).forEach((name, i) => addHostMount(name, facts.closure[i]!))
+  // Sorted here, whatever order Nix listed them in, so the same closure always plans the same image.
+  const closure = [...facts.closure].sort()
+  if (!fat) storeMountNames(closure).forEach((name, i) => addHostMount(name, closure[i]!))
   if (options.resolvConf) addHostMount(RESOLV_CONF_MOUNT, RESOLV_CONF)
   for (const mount of app.mounts) {
     if (mountPoints.some((existing) => existing.name === mount.name))
@@ -147,7 +149,7 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
     volumes,
     skeleton,
     storeDir: facts.storeDir,
-    storePaths: fat ? [...facts.closure].sort() : [],
+    storePaths: fat ? closure : [],
   }
 }
 

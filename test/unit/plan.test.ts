@@ -17,7 +17,7 @@ const options = { name: 'go1.5-etcd-v2.1.2', os: 'linux', arch: 'amd64', resolvC
 describe('image plan', () => {
   it('declares one read-only mount per closure path plus resolv.conf for a thin image', () => {
     const plan = planImage(facts, { ...options, kind: 'thin' })
-    expect(plan.app.mountPoints.map((m) => m.path)).toEqual([...facts.closure, '/etc/resolv.conf'])
+    expect(plan.app.mountPoints.map((m) => m.path)).toEqual([...[...facts.closure].sort(), '/etc/resolv.conf'])
     expect(plan.app.mountPoints.every((m) => m.readOnly && acNameProblem(m.name) === undefined)).toBe(true)
     expect(plan.storePaths).toEqual([])
   })

@@ -1,7 +1,7 @@
 // `nix2aci thin` and `nix2aci fat`: options in, one build, a report out.
-import { COMPRESSIONS, type Compression } from '../../aci/compression.js'
+import { COMPRESSIONS, DEFAULT_COMPRESSION } from '../../aci/compression.js'
 import { buildImage } from '../../build/build-image.js'
-import { ENGINES, type EngineChoice } from '../../engines/engine.js'
+import { DEFAULT_ENGINE, ENGINES } from '../../engines/engine.js'
 import { parseAppOptions } from '../../plan/app-options.js'
 import type { ImageKind } from '../../plan/plan.js'
 import type { GlobalArgs } from '../main.js'
@@ -16,10 +16,10 @@ const imageOptions = {
   },
   engine: {
     choices: ENGINES,
-    default: 'auto' as EngineChoice,
+    default: DEFAULT_ENGINE,
     describe: 'acbuild, the native writer, or acbuild when installed',
   },
-  compression: { choices: COMPRESSIONS, default: 'gzip' as Compression, describe: 'how the image is compressed' },
+  compression: { choices: COMPRESSIONS, default: DEFAULT_COMPRESSION, describe: 'how the image is compressed' },
   'resolv-conf': {
     type: 'boolean',
     default: true,
@@ -80,7 +80,6 @@ export function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
       const app = parseAppOptions({
         ...argv,
         execArgs: ((argv['--'] as unknown[] | undefined) ?? []).map(String),
-        supplementaryGid: argv.supplementaryGid,
       })
       const result = await buildImage(
         {

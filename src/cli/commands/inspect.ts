@@ -62,13 +62,13 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       'Check an image: actool validate, and for a thin image that every mount source exists on this host',
       withImageArgument,
       async (argv) => {
-        const { checkImage } = await import('../../aci/check.js')
+        const { checkImage, MISSING_SOURCES } = await import('../../aci/check.js')
         const report = await checkImage(argv.aci)
         if (argv.json) process.stdout.write(`${JSON.stringify(report)}\n`)
         else if (report.valid) process.stdout.write(`${displayPath(argv.aci)}: valid (actool ${report.actool})\n`)
         else {
           const missing = report.missingMountSources.map((path) => `  missing: ${path}`)
-          const others = report.problems.filter((p) => !p.startsWith('mount sources missing'))
+          const others = report.problems.filter((p) => !p.startsWith(MISSING_SOURCES))
           process.stdout.write(
             [`${displayPath(argv.aci)}: invalid`, ...others.map((p) => `  ${p}`), ...missing].join('\n') + '\n',
           )
