@@ -4,13 +4,9 @@
 import { execFileSync } from 'node:child_process'
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closureOf, nixBuild, runInClosure, storeName } from './helpers/closure.js'
-import { makeTempDir } from './helpers/cli.js'
-
-const repoRoot = fileURLToPath(new URL('..', import.meta.url))
-const fixtures = join(repoRoot, 'fixtures')
+import { fixtures, makeTempDir, repoRoot } from './helpers/cli.js'
 
 /** `nix-env -qaP` output as attribute path -> name. */
 function listing(args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {

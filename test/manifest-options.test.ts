@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, buildJson, listImage, makeTempDir, onPath, runCli } from './helpers/cli.js'
+import { actoolValidate, buildJson, fixtureEnv, listImage, makeTempDir, onPath, runCli } from './helpers/cli.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
@@ -117,7 +117,7 @@ describe('manifest options', () => {
 
   it('refuses a bad value before any Nix work, naming the rule', () => {
     const run = runCli(['thin', 'bad', 'sh', 'busybox', '--out-dir', out.path, '--port', 'web:tcp:70000'], {
-      env: { ...process.env, PATH: '/nonexistent' },
+      env: fixtureEnv({ PATH: '/nonexistent' }),
     })
     expect(run.status).toBe(1)
     expect(run.stderr.trim()).toBe("nix2aci: --port 'web:tcp:70000': port must be in 1-65535 range")

@@ -1,9 +1,7 @@
 // Progress people can see, output scripts can parse: spinner on a terminal, plain lines in logs and
 // CI, nothing but the JSON object on stdout with --json.
-import { spawnSync } from 'node:child_process'
-import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fixtureEnv, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
+import { makeTempDir, onPath, runCli, runCliOnTerminal } from './helpers/cli.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
@@ -27,11 +25,7 @@ describe('progress and output', () => {
   })
 
   it.skipIf(!onPath('script'))('draws a spinner on a terminal', () => {
-    const { CI: _ci, ...env } = fixtureEnv()
-    const command = ['stty cols 100 rows 30;', process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...build].join(
-      ' ',
-    )
-    const run = spawnSync('script', ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 60_000 })
+    const run = runCliOnTerminal(build, { columns: 100 })
     expect(run.status).toBe(0)
     const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
     expect(screen).toMatch(/✔ Installing hello into the image profile \(\d+ ms\)/)
@@ -40,9 +34,7 @@ describe('progress and output', () => {
 
 describe('progress on a terminal that reports no width', () => {
   it.skipIf(!onPath('script'))('falls back to plain lines instead of redrawing forever', () => {
-    const { CI: _ci, ...env } = fixtureEnv()
-    const command = [process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...build].join(' ')
-    const run = spawnSync('script', ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 60_000 })
+    const run = runCliOnTerminal(build)
     expect(run.status).toBe(0)
     expect(run.stdout).toContain('- Installing hello into the image profile...')
   })

@@ -1,11 +1,12 @@
 // The README's examples, read out of README.md and run as written, in order, as a reader following it
 // would, so the README cannot drift from what works.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, listImage, makeTempDir, repoRoot } from './helpers/cli.js'
+import { actoolValidate, listImage, repoRoot, testCacheHome } from './helpers/cli.js'
+import { makeThrowawayKey } from './helpers/gpg.js'
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
 
@@ -16,12 +17,7 @@ function readmeBlock(marker: string): string {
 }
 
 const acis = join(repoRoot, 'ACIs')
-const gnupg = makeTempDir('nix2aci-readme-gnupg-')
-afterAll(() => {
-  rmSync(acis, { recursive: true, force: true })
-  spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: gnupg.path } })
-  gnupg.remove()
-})
+afterAll(() => rmSync(acis, { recursive: true, force: true }))
 
 describe('README', () => {
   it('opens with the setup-and-build command and the test command', () => {
@@ -40,16 +36,11 @@ describe('README', () => {
     expect(examples).toContain('./buildThinACI go1.5-etcd-v2.1.2 etcd etcd')
     expect(examples).toContain('./buildThinACI bbpython35 sh busybox python35')
     // The signing example names your key; here a throwaway key stands in for it.
-    const env = { ...process.env, GNUPGHOME: join(gnupg.path, 'home') }
-    mkdirSync(env.GNUPGHOME, { mode: 0o700 })
-    execFileSync(
-      'gpg',
-      ['--batch', '--passphrase', '', '--quick-gen-key', 'You <you@example.com>', 'ed25519', 'sign', 'never'],
-      {
-        env,
-        stdio: 'ignore',
-      },
-    )
+    const key = makeThrowawayKey('You <you@example.com>')
+    onTestFinished(() => key.remove())
+    // No NIX_PATH, even the caller's: the README must set it itself.
+    const { NIX_PATH: _nixPath, ...hostEnv } = process.env
+    const env = { ...hostEnv, GNUPGHOME: key.home, XDG_CACHE_HOME: testCacheHome }
     rmSync(acis, { recursive: true, force: true })
     const script = ['examples', 'options', 'sign', 'check', 'spec-build'].map(readmeBlock).join('\n')
     const run = spawnSync('bash', ['-e', '-c', script], { cwd: repoRoot, env, encoding: 'utf8' })

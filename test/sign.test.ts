@@ -1,25 +1,17 @@
 // Signing with a throwaway gpg key: the signature verifies and a tampered image does not.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs'
+import { appendFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, runCli } from './helpers/cli.js'
+import { makeThrowawayKey } from './helpers/gpg.js'
 
-const home = makeTempDir('nix2aci-gnupg-')
+const key = makeThrowawayKey('nix2aci test <test@nix2aci.invalid>')
+const { fingerprint } = key
 const out = makeTempDir()
-const gnupgHome = join(home.path, 'gnupg')
-const env = fixtureEnv({ GNUPGHOME: gnupgHome })
-let fingerprint: string
-
-beforeAll(() => {
-  mkdirSync(gnupgHome, { mode: 0o700 })
-  const gpg = (...args: string[]) => execFileSync('gpg', ['--batch', ...args], { env, encoding: 'utf8' })
-  gpg('--passphrase', '', '--quick-gen-key', 'nix2aci test <test@nix2aci.invalid>', 'ed25519', 'sign', 'never')
-  fingerprint = /^fpr:+([0-9A-F]+):/m.exec(gpg('--with-colons', '--list-secret-keys'))![1]!
-})
+const env = fixtureEnv({ GNUPGHOME: key.home })
 afterAll(() => {
-  spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env })
-  home.remove()
+  key.remove()
   out.remove()
 })
 

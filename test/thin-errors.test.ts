@@ -7,6 +7,7 @@ import {
   buildJson,
   fixtureEnv,
   makeTempDir,
+  pathWithout,
   runCli,
   snapshotDir,
   writeShellPackage,
@@ -73,14 +74,15 @@ describe('bad input to nix2aci thin', () => {
   })
 
   it('refuses --engine acbuild when acbuild is not installed', () => {
-    const pathWithoutAcbuild = (process.env.PATH ?? '')
-      .split(':')
-      .filter((dir) => spawnSync('test', ['-x', join(dir, 'acbuild')]).status !== 0)
-      .join(':')
-    const run = runCli(['thin', 'app', 'hello', 'hello', '--out-dir', out.path, '--engine', 'acbuild'], {
-      env: fixtureEnv({ PATH: pathWithoutAcbuild }),
-    })
-    expectCleanFailure(run, /acbuild is not installed/)
+    const scratch = makeTempDir()
+    try {
+      const run = runCli(['thin', 'app', 'hello', 'hello', '--out-dir', out.path, '--engine', 'acbuild'], {
+        env: fixtureEnv({ PATH: pathWithout('acbuild', scratch.path) }),
+      })
+      expectCleanFailure(run, /acbuild is not installed/)
+    } finally {
+      scratch.remove()
+    }
   })
 
   it('refuses an output directory it cannot write', () => {

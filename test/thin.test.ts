@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { nixBuild } from './helpers/closure.js'
+import { closureOf, nixBuild } from './helpers/closure.js'
 import { etcdVersionFromImage } from './helpers/etcd.js'
 import { actoolValidate, buildJson, fixtures, makeTempDir, runCli } from './helpers/cli.js'
 
@@ -24,7 +24,7 @@ describe('nix2aci thin', () => {
     const tarSha512 = execFileSync('sh', ['-c', `gzip -dc '${result.image}' | sha512sum`], { encoding: 'utf8' })
     expect(result.imageId).toBe(`sha512-${tarSha512.split(' ')[0]}`)
 
-    const closure = execFileSync('nix-store', ['-qR', result.profile!], { encoding: 'utf8' }).trim().split('\n')
+    const closure = closureOf(result.profile!)
     const volumes = readFileSync(result.mountsFile!, 'utf8').trim().split(' ')
     expect(volumes).toHaveLength(closure.length + 1)
     for (const path of closure) expect(volumes).toContainEqual(expect.stringContaining(`,source=${path},readOnly=true`))

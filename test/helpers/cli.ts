@@ -1,6 +1,16 @@
 // Running the built CLI the way a user does, against the bundled fixture package set.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,14 +18,12 @@ import type { BuildResult } from '../../src/build/build-image.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const fixtures = join(repoRoot, 'fixtures')
+/** Where test runs keep the CLI's compile cache, rather than in the developer's own ~/.cache. */
+export const testCacheHome = join(repoRoot, '.test-roots', 'cache')
 
-/**
- * The environment the README asks for: the fixture set stands in for <nixpkgs>. The CLI's compile
- * cache goes to the test roots rather than the developer's own ~/.cache.
- */
+/** The environment the README asks for: the fixture set stands in for <nixpkgs>. */
 export function fixtureEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const XDG_CACHE_HOME = join(repoRoot, '.test-roots', 'cache')
-  return { ...process.env, NIX_PATH: `nixpkgs=${fixtures}`, CI: 'true', XDG_CACHE_HOME, ...extra }
+  return { ...process.env, NIX_PATH: `nixpkgs=${fixtures}`, CI: 'true', XDG_CACHE_HOME: testCacheHome, ...extra }
 }
 
 export interface CliRun {
@@ -33,6 +41,19 @@ export function runCli(
     env: options.env ?? fixtureEnv(),
     encoding: 'utf8',
   })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+/**
+ * Runs the CLI on a pseudo-terminal (`script`), as a person at a terminal does: CI unset, and the
+ * terminal `columns` wide, or reporting no width at all when `columns` is not given.
+ */
+export function runCliOnTerminal(args: string[], options: { env?: NodeJS.ProcessEnv; columns?: number } = {}): CliRun {
+  const { CI: _ci, ...env } = options.env ?? fixtureEnv()
+  const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`
+  const command = [process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...args].map(quote).join(' ')
+  const size = options.columns === undefined ? '' : `stty cols ${options.columns} rows 30; `
+  const result = spawnSync('script', ['-qec', size + command, '/dev/null'], { env, encoding: 'utf8', timeout: 60_000 })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -68,6 +89,23 @@ export function actoolValidate(image: string): CliRun {
 
 export function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
+}
+
+/**
+ * $PATH as on a host without `command`: each directory holding it is replaced by one (made in
+ * `scratch`) of links to everything else there, so Nix, tar and actool beside it stay found.
+ */
+export function pathWithout(command: string, scratch: string): string {
+  return (process.env.PATH ?? '')
+    .split(':')
+    .map((dir, i) => {
+      if (spawnSync('test', ['-x', join(dir, command)]).status !== 0) return dir
+      const shadow = join(scratch, `path-without-${command}-${i}`)
+      mkdirSync(shadow)
+      for (const name of readdirSync(dir)) if (name !== command) symlinkSync(join(dir, name), join(shadow, name))
+      return shadow
+    })
+    .join(':')
 }
 
 /** An image's manifest and its rootfs entries (name, type, mode, link target), read with tar. */

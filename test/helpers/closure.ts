@@ -1,10 +1,8 @@
 // Building fixture packages and running programs with nothing but a given set of store paths.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { basename, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { FRESH_SYSTEM_DIRS } from '../harness/run-aci.js'
-
-const fixturesDir = fileURLToPath(new URL('../../fixtures', import.meta.url))
+import { fixtures } from './cli.js'
 
 /**
  * Builds attributes of a Nix file (default: the fixture set) without GC roots and returns their
@@ -14,7 +12,7 @@ export function nixBuild(attrs: string[], options: { file?: string; args?: strin
   const attrArgs = attrs.flatMap((attr) => ['-A', attr])
   const stdout = execFileSync(
     'nix-build',
-    [options.file ?? fixturesDir, '--no-out-link', ...attrArgs, ...(options.args ?? [])],
+    [options.file ?? fixtures, '--no-out-link', ...attrArgs, ...(options.args ?? [])],
     {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
