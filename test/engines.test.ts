@@ -1,7 +1,17 @@
 // The two engines, each on its own, and against each other: for one plan, acbuild and the native
 // writer must produce JSON-equal manifests and the same rootfs entries.
+import { execFileSync } from 'node:child_process'
 import { afterAll, describe, expect, it } from 'vitest'
-import { actoolValidate, buildJson, listImage, makeTempDir, onPath, runCli } from './helpers/cli.js'
+import {
+  actoolValidate,
+  buildJson,
+  fixtureEnv,
+  listImage,
+  makeTempDir,
+  onPath,
+  pathWithout,
+  runCli,
+} from './helpers/cli.js'
 
 const acbuildInstalled = onPath('acbuild')
 const dirs = { acbuild: makeTempDir(), native: makeTempDir() }
@@ -14,11 +24,40 @@ function buildWith(engine: 'acbuild' | 'native', kind: 'thin' | 'fat', ...args: 
   return { result, ...listImage(result.image) }
 }
 
+/**
+ * `tar --full-time -tv` lines, every entry manifest included: without --numeric-owner tar shows
+ * the user and group names an entry carries, and only ids when it has none. In UTC, as tar prints
+ * local time.
+ */
+function verboseListing(image: string): string[] {
+  const env = { ...process.env, TZ: 'UTC' }
+  return execFileSync('tar', ['--full-time', '-tvf', image], { encoding: 'utf8', env, maxBuffer: 1 << 28 })
+    .trim()
+    .split('\n')
+}
+
 describe('native engine', () => {
+  // Nix sets every store file's mtime to 1 (1970-01-01 00:00:01); the made-up entries take the same.
   it('writes entries owned by 0:0 with no user names and the Nix store time', () => {
-    const { entries } = buildWith('native', 'thin', 'hello', 'hello', 'hello')
-    expect(entries.length).toBeGreaterThan(3)
-    for (const entry of entries) expect(entry).toMatch(/^\S+ 0\/0 rootfs/)
+    for (const kind of ['thin', 'fat'] as const) {
+      const { result } = buildWith('native', kind, `times-${kind}`, 'hello', 'hello')
+      const lines = verboseListing(result.image)
+      expect(lines.length).toBeGreaterThan(kind === 'thin' ? 5 : 20)
+      for (const line of lines) expect(line).toMatch(/^\S+ 0\/0 +\d+ 1970-01-01 00:00:01 (manifest|rootfs)/)
+    }
+  })
+})
+
+describe('--engine auto', () => {
+  it('picks the native engine when acbuild is not on PATH', () => {
+    const scratch = makeTempDir()
+    try {
+      const args = ['thin', 'auto-native', 'hello', 'hello', '--out-dir', dirs.native.path, '--engine', 'auto']
+      const env = fixtureEnv({ PATH: pathWithout('acbuild', scratch.path) })
+      expect(buildJson(args, { env }).engine).toBe('native')
+    } finally {
+      scratch.remove()
+    }
   })
 })
 
