@@ -339,6 +339,8 @@ describe('parseMountsFile', () => {
     expect(parseMountsFile('--volume=c,readOnly=false,source=/z,kind=host')).toEqual([
       { name: 'c', kind: 'host', source: '/z', readOnly: false },
     ])
+    // appc's parser lets runs of dashes through, though its spec's regular expression does not.
+    expect(parseMountsFile('--volume=a--b,kind=host,source=/x')).toEqual([{ name: 'a--b', kind: 'host', source: '/x' }])
     expect(parseMountsFile(' \n')).toEqual([])
   })
 
@@ -354,6 +356,9 @@ describe('parseMountsFile', () => {
     ['--volume=a,kind=host,source=/x,mode=0755', /unknown volume parameter 'mode'/],
     ['--volume=a,kind=host,source=/x,source=/y', /'source' given twice/],
     ['--volume=Bad_Name,kind=host,source=/x', /not a valid volume name/],
+    ['--volume=a.b,kind=host,source=/x', /'a\.b' is not a valid volume name/],
+    ['--volume=a/b,kind=host,source=/x', /'a\/b' is not a valid volume name/],
+    ['--volume=-a,kind=host,source=/x', /'-a' is not a valid volume name/],
     ['--volume=a,kind=host,source=/x --volume=a,kind=host,source=/y', /volume 'a' given twice/],
   ])('refuses %s', (text, error) => {
     expect(() => parseMountsFile(text)).toThrow(error)

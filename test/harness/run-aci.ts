@@ -49,7 +49,13 @@ export const FRESH_SYSTEM_DIRS = ['--proc', '/proc', '--dev', '/dev', '--tmpfs',
 /** rkt's PATH for apps that set none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
-const AC_NAME = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/
+/**
+ * An AC Name as appc's parser (types.ACName), and so rkt, takes it for volume and mount point
+ * names: lower-case alphanumerics and dashes, a dash at neither end; no '.', '_', '~' or '/'.
+ */
+export const AC_NAME = /^[a-z0-9]+(-+[a-z0-9]+)*$/
+/** appc's ValidACName, the regular expression of the spec itself: one dash at a time. */
+export const APPC_VALID_AC_NAME = /^[a-z0-9]+([-][a-z0-9]+)*$/
 // Go's strconv.ParseBool, which appc uses for readOnly.
 const BOOLS: Record<string, boolean> = Object.fromEntries([
   ...['1', 't', 'T', 'true', 'TRUE', 'True'].map((s) => [s, true]),

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { acNameProblem } from '../../src/plan/appc.js'
 import { parseAppOptions } from '../../src/plan/app-options.js'
 import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
 import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.js'
+import { APPC_VALID_AC_NAME } from '../harness/run-aci.js'
 
 const env = '/nix/store/aaaa-user-environment'
 const facts: NixFacts = {
@@ -18,7 +18,10 @@ describe('image plan', () => {
   it('declares one read-only mount per closure path plus resolv.conf for a thin image', () => {
     const plan = planImage(facts, { ...options, kind: 'thin' })
     expect(plan.app.mountPoints.map((m) => m.path)).toEqual([...[...facts.closure].sort(), '/etc/resolv.conf'])
-    expect(plan.app.mountPoints.every((m) => m.readOnly && acNameProblem(m.name) === undefined)).toBe(true)
+    for (const mountPoint of plan.app.mountPoints) {
+      expect(mountPoint.readOnly, mountPoint.path).toBe(true)
+      expect(mountPoint.name).toMatch(APPC_VALID_AC_NAME)
+    }
     expect(plan.storePaths).toEqual([])
   })
 
@@ -73,7 +76,7 @@ describe('image plan', () => {
   it('keeps mount names unique when store names differ only in case or punctuation', () => {
     const names = storeMountNames(['/nix/store/h-Foo.1', '/nix/store/h-foo-1', '/nix/store/h-foo_1'])
     expect(new Set(names).size).toBe(3)
-    expect(names.every((n) => acNameProblem(n) === undefined)).toBe(true)
+    for (const name of names) expect(name).toMatch(APPC_VALID_AC_NAME)
   })
 
   it('writes the manifest acbuild would and a .mounts line rkt takes', () => {
@@ -88,7 +91,12 @@ describe('image plan', () => {
       exec: [`${env}/bin/etcd`],
       user: '0',
       group: '0',
-      mountPoints: plan.app.mountPoints,
+      mountPoints: [
+        { name: 'cccc-glibc-2-36', path: '/nix/store/cccc-glibc-2.36', readOnly: true },
+        { name: 'bbbb-etcd-3-4-23', path: '/nix/store/bbbb-etcd-3.4.23', readOnly: true },
+        { name: 'aaaa-user-environment', path: env, readOnly: true },
+        { name: 'resolv-conf', path: '/etc/resolv.conf', readOnly: true },
+      ],
     })
     const mounts = mountsFileContent(plan)
     expect(mounts.endsWith('\n')).toBe(true)
