@@ -1,7 +1,7 @@
 // Ctrl-C or SIGTERM in the middle of a build: nothing half-written stays behind, not even the
 // output directory the build created.
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fixtureEnv, makeTempDir, repoRoot, writeShellPackage } from './helpers/cli.js'
@@ -9,10 +9,49 @@ import { fixtureEnv, makeTempDir, repoRoot, writeShellPackage } from './helpers/
 const dir = makeTempDir()
 afterAll(() => dir.remove())
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Command name, state and parent of a process, or undefined once it is gone. */
+function processStat(pid: number): { command: string; state: string; parent: number } | undefined {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // pid (command) state ppid ...; the command may itself hold spaces or parentheses.
+  const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+  const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { command, state: state!, parent: Number(parent) }
+}
+
+/** A running (not zombie) nix-env whose parent is `parent`. */
+function nixEnvChildOf(parent: number): number | undefined {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .find((pid) => {
+      const stat = processStat(pid)
+      return stat?.command === 'nix-env' && stat.parent === parent && stat.state !== 'Z'
+    })
+}
+
+/** Polls every 50 ms until `found` gives a value, or fails with `what` after `timeoutMs`. */
+async function pollFor<T>(what: string, timeoutMs: number, found: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = found()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`)
+    await sleep(50)
+  }
+}
+
 /**
  * Starts a thin build of a package that takes `seconds` to build (a fresh derivation each run, the
- * time is in its name, so Nix really has to build it), waits until nix-env is at work, and sends
- * `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process group.
+ * time is in its name, so Nix really has to build it), waits until nix2aci's own nix-env is at
+ * work, and sends `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process
+ * group. Returns the exit code and the nix-env's pid.
  */
 async function interruptBuild(
   name: string,
@@ -27,15 +66,24 @@ async function interruptBuild(
     [join(repoRoot, 'dist/bin/nix2aci.js'), 'thin', name, 'x', name, '-f', slow, '--out-dir', out],
     { env: fixtureEnv(), detached: target === 'group', stdio: ['ignore', 'ignore', 'pipe'] },
   )
-  const started = new Promise<void>((resolve) =>
-    child.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('Installing') && resolve()),
-  )
+  let stderr = ''
+  let exitedEarly: number | null | undefined
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-  await started
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  void exited.then((code) => (exitedEarly = code))
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (stderr.includes('Installing')) resolve()
+    })
+    void exited.then((code) => reject(new Error(`nix2aci exited (${code}) before installing:\n${stderr}`)))
+  })
+  const nixEnv = await pollFor('no nix-env child of nix2aci', 10_000, () => {
+    if (exitedEarly !== undefined) throw new Error(`nix2aci exited (${exitedEarly}) before nix-env ran:\n${stderr}`)
+    return nixEnvChildOf(child.pid!)
+  })
   if (target === 'group') process.kill(-child.pid!, signal)
   else child.kill(signal)
-  return { exitCode: await exited, out }
+  return { exitCode: await exited, out, nixEnv }
 }
 
 describe('an interrupted build', () => {
@@ -51,9 +99,15 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
     // An existing output directory, which a nix-env left running could still write its profile into.
     const out = join(dir.path, 'existing-out')
     mkdirSync(out)
-    const { exitCode } = await interruptBuild('slow2', 3, 'SIGTERM', 'process', out)
+    const { exitCode, nixEnv } = await interruptBuild('slow2', 3, 'SIGTERM', 'process', out)
+    const exitedAt = Date.now()
     expect(exitCode).toBe(143)
-    await new Promise((resolve) => setTimeout(resolve, 4_000)) // longer than the package takes to build
+    await pollFor(`nix-env (pid ${nixEnv}) still running`, 10_000, () => {
+      const stat = processStat(nixEnv)
+      return stat === undefined || stat.state === 'Z' ? true : undefined
+    })
+    // Longer than the package's 3 s build: a nix-env that had escaped would have written by now.
+    await sleep(Math.max(0, exitedAt + 4_000 - Date.now()))
     expect(readdirSync(out)).toEqual([])
   })
 })

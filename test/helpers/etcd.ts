@@ -1,5 +1,5 @@
 // Starting the etcd fixture from an image and asking it for its version over loopback.
-import { startAci } from '../harness/run-aci.js'
+import { startAci, waitForHttp } from '../harness/run-aci.js'
 
 /** Starts etcd from `image` on a free-ish loopback port, waits (bounded) for GET /version, stops it. */
 export async function etcdVersionFromImage(image: string, mounts: string | undefined): Promise<unknown> {
@@ -15,21 +15,13 @@ export async function etcdVersionFromImage(image: string, mounts: string | undef
     ],
   })
   try {
-    return await pollJson(`${url}/version`, 20_000)
+    const response = await waitForHttp(`${url}/version`, { server, timeoutMs: 20_000 }).catch((error: Error) => {
+      // waitForHttp gives the stderr of a server that exited; one still running may say why it is silent.
+      const running = server.process.exitCode === null && server.process.signalCode === null
+      throw running ? new Error(`${error.message}\netcd's stderr so far:\n${server.output().stderr}`) : error
+    })
+    return await response.json()
   } finally {
     await server.stop()
-  }
-}
-
-async function pollJson(url: string, timeoutMs: number): Promise<unknown> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const response = await fetch(url)
-      if (response.ok) return await response.json()
-    } catch (error) {
-      if (Date.now() > deadline) throw error
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
