@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fixtureEnv, makeTempDir, repoRoot, writeShellPackage } from './helpers/cli.js'
+import { fixtureEnv, fixtures, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
@@ -109,5 +109,54 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
     // Longer than the package's 3 s build: a nix-env that had escaped would have written by now.
     await sleep(Math.max(0, exitedAt + 4_000 - Date.now()))
     expect(readdirSync(out)).toEqual([])
+  })
+})
+
+/** A live process whose command line holds every one of `words`. */
+function processWith(words: string[]): number | undefined {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .find((pid) => {
+      let argv: string[]
+      try {
+        argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      } catch {
+        return false
+      }
+      return words.every((word) => argv.some((arg) => arg.includes(word))) && processStat(pid)?.state !== 'Z'
+    })
+}
+
+describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM', () => {
+  it('stops acbuild before nix2aci exits, so nothing writes on under a removed staging directory', async () => {
+    const out = join(dir.path, 'acbuild-out')
+    const child = spawn(
+      process.execPath,
+      [
+        join(repoRoot, 'dist/bin/nix2aci.js'),
+        'fat',
+        'py',
+        'python3',
+        'python3',
+        '--out-dir',
+        out,
+        '--engine',
+        'acbuild',
+      ],
+      { env: fixtureEnv({ NIX_PATH: `nixpkgs=${fixtures}` }), stdio: 'ignore' },
+    )
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    try {
+      // Copying python3's closure into the image takes acbuild a while: long enough to catch it at it.
+      const acbuild = await pollFor('no acbuild copy-to-dir', 60_000, () => processWith(['copy-to-dir', out]))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(143)
+      const stat = processStat(acbuild)
+      expect(stat === undefined || stat.state === 'Z', `acbuild (pid ${acbuild}) outlived nix2aci`).toBe(true)
+      expect(existsSync(out)).toBe(false)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 })
