@@ -92,9 +92,10 @@ describe('image plan', () => {
       user: '0',
       group: '0',
       mountPoints: [
-        { name: 'cccc-glibc-2-36', path: '/nix/store/cccc-glibc-2.36', readOnly: true },
-        { name: 'bbbb-etcd-3-4-23', path: '/nix/store/bbbb-etcd-3.4.23', readOnly: true },
+        // In store path order, whatever order the closure came in.
         { name: 'aaaa-user-environment', path: env, readOnly: true },
+        { name: 'bbbb-etcd-3-4-23', path: '/nix/store/bbbb-etcd-3.4.23', readOnly: true },
+        { name: 'cccc-glibc-2-36', path: '/nix/store/cccc-glibc-2.36', readOnly: true },
         { name: 'resolv-conf', path: '/etc/resolv.conf', readOnly: true },
       ],
     })
