@@ -1,19 +1,18 @@
 // The run harness on hand-made images: it must run what rkt would run, and refuse what rkt would refuse.
 import { execFileSync } from 'node:child_process'
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { parseMountsFile, readAci, runAci, startAci, unpackAci, waitForHttp } from './harness/run-aci.js'
+import {
+  parseMountsFile,
+  readAci,
+  runAci,
+  runningInGroup,
+  startAci,
+  unpackAci,
+  waitForHttp,
+} from './harness/run-aci.js'
 import { makeTempDir } from './helpers/cli.js'
 
 const dir = makeTempDir()
@@ -271,25 +270,6 @@ describe('unpacking', () => {
     expect(readdirSync(parent)).toEqual([])
   })
 })
-
-/**
- * Processes of a process group that still run. Zombies do not count: bwrap exits as soon as its
- * pid-namespace init reports, leaving the init to PID 1, which here reaps only every second or so.
- */
-function runningInGroup(pgid: number): string[] {
-  return readdirSync('/proc')
-    .filter((pid) => /^\d+$/.test(pid))
-    .flatMap((pid) => {
-      let stat: string
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      } catch {
-        return [] // gone meanwhile
-      }
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return Number(pgrp) === pgid && state !== 'Z' ? [stat] : []
-    })
-}
 
 describe('startAci', () => {
   const httpd = handMadeAci('httpd', { exec: ['/bin/busybox', 'httpd', '-f', '-v', '-h', '/www'] }, (rootfs) => {

@@ -1,39 +1,20 @@
 // Ctrl-C or SIGTERM in the middle of a build: nothing half-written stays behind, not even the
 // output directory the build created.
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fixtureEnv, fixtures, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
+import { hasExited, liveProcesses } from './helpers/proc.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Command name, state and parent of a process, or undefined once it is gone. */
-function processStat(pid: number): { command: string; state: string; parent: number } | undefined {
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return undefined
-  }
-  // pid (command) state ppid ...; the command may itself hold spaces or parentheses.
-  const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-  const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { command, state: state!, parent: Number(parent) }
-}
-
-/** A running (not zombie) nix-env whose parent is `parent`. */
+/** A running nix-env whose parent is `parent`. */
 function nixEnvChildOf(parent: number): number | undefined {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .find((pid) => {
-      const stat = processStat(pid)
-      return stat?.command === 'nix-env' && stat.parent === parent && stat.state !== 'Z'
-    })
+  return liveProcesses().find((p) => p.command === 'nix-env' && p.parent === parent)?.pid
 }
 
 /** Polls every 50 ms until `found` gives a value, or fails with `what` after `timeoutMs`. */
@@ -102,10 +83,7 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
     const { exitCode, nixEnv } = await interruptBuild('slow2', 3, 'SIGTERM', 'process', out)
     const exitedAt = Date.now()
     expect(exitCode).toBe(143)
-    await pollFor(`nix-env (pid ${nixEnv}) still running`, 10_000, () => {
-      const stat = processStat(nixEnv)
-      return stat === undefined || stat.state === 'Z' ? true : undefined
-    })
+    await pollFor(`nix-env (pid ${nixEnv}) still running`, 10_000, () => (hasExited(nixEnv) ? true : undefined))
     // Longer than the package's 3 s build: a nix-env that had escaped would have written by now.
     await sleep(Math.max(0, exitedAt + 4_000 - Date.now()))
     expect(readdirSync(out)).toEqual([])
@@ -114,18 +92,7 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
 
 /** A live process whose command line holds every one of `words`. */
 function processWith(words: string[]): number | undefined {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .find((pid) => {
-      let argv: string[]
-      try {
-        argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-      } catch {
-        return false
-      }
-      return words.every((word) => argv.some((arg) => arg.includes(word))) && processStat(pid)?.state !== 'Z'
-    })
+  return liveProcesses().find((p) => words.every((word) => p.argv.some((arg) => arg.includes(word))))?.pid
 }
 
 describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM', () => {
@@ -152,8 +119,7 @@ describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM
       const acbuild = await pollFor('no acbuild copy-to-dir', 60_000, () => processWith(['copy-to-dir', out]))
       child.kill('SIGTERM')
       expect(await exited).toBe(143)
-      const stat = processStat(acbuild)
-      expect(stat === undefined || stat.state === 'Z', `acbuild (pid ${acbuild}) outlived nix2aci`).toBe(true)
+      expect(hasExited(acbuild), `acbuild (pid ${acbuild}) outlived nix2aci`).toBe(true)
       expect(existsSync(out)).toBe(false)
     } finally {
       child.kill('SIGKILL')

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, isAbsolute, join } from 'node:path'
 import { promisify } from 'node:util'
+import { liveProcesses } from '../helpers/proc.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -289,13 +290,36 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Processes of a process group that have not exited. Zombies do not count: bwrap exits as soon as
+ * its pid-namespace init reports, leaving the init to PID 1, which may reap it only much later.
+ */
+export function runningInGroup(pgid: number): number[] {
+  return liveProcesses()
+    .filter((p) => p.group === pgid)
+    .map((p) => p.pid)
+}
+
+/**
+ * Waits until bwrap's group has no running process, as `rkt run` returns only once stage1 is gone:
+ * bwrap can exit while its pid-namespace init is still tearing the namespace down. What is left
+ * after `graceMs` gets SIGKILL.
+ */
+async function groupGone(child: ChildProcess, graceMs = 2_000): Promise<void> {
+  const deadline = Date.now() + graceMs
+  while (runningInGroup(child.pid!).length > 0) {
+    if (Date.now() > deadline) killGroup(child, 'SIGKILL')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
 export interface RunningAci {
   process: ChildProcess
   /** The unpacked image; stop() removes it. */
   dir: string
   manifest: ImageManifest
   output(): { stdout: string; stderr: string }
-  /** Settles when the app exits, by itself or by stop(). */
+  /** Settles when the app and every process it started have exited, by themselves or by stop(). */
   exited: Promise<RunResult>
   /** Stops the app's whole process tree (SIGTERM, SIGKILL after `graceMs`) and removes the unpacked image. */
   stop(graceMs?: number): Promise<RunResult>
@@ -332,7 +356,7 @@ export async function startAci(image: string, options: RunOptions = {}): Promise
       stderr += `${error.message}\n`
       done(null, null)
     })
-    child.on('close', done)
+    child.on('close', (status, signal) => void groupGone(child).then(() => done(status, signal)))
   })
   const timer =
     options.timeoutMs === undefined
