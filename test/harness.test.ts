@@ -14,6 +14,7 @@ import {
   waitForHttp,
 } from './harness/run-aci.js'
 import { makeTempDir } from './helpers/cli.js'
+import { freeLoopbackPorts } from './helpers/ports.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
@@ -279,7 +280,7 @@ describe('startAci', () => {
   })
 
   it('starts a server reachable on loopback, and stop() kills it and removes the image', async () => {
-    const port = 30000 + Math.floor(Math.random() * 5000)
+    const [port] = await freeLoopbackPorts(1)
     const server = await startAci(httpd, { args: ['-p', `127.0.0.1:${port}`] })
     try {
       const response = await waitForHttp(`http://127.0.0.1:${port}/`, { server, timeoutMs: 10_000 })

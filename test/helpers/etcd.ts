@@ -1,9 +1,10 @@
 // Starting the etcd fixture from an image and asking it for its version over loopback.
 import { startAci, waitForHttp } from '../harness/run-aci.js'
+import { freeLoopbackPorts } from './ports.js'
 
-/** Starts etcd from `image` on a free-ish loopback port, waits (bounded) for GET /version, stops it. */
+/** Starts etcd from `image` on free loopback ports, waits (bounded) for GET /version, stops it. */
 export async function etcdVersionFromImage(image: string, mounts: string | undefined): Promise<unknown> {
-  const port = 20000 + Math.floor(Math.random() * 10000)
+  const [port, peerPort] = await freeLoopbackPorts(2)
   const url = `http://127.0.0.1:${port}`
   const server = await startAci(image, {
     ...(mounts ? { mounts } : {}),
@@ -11,7 +12,7 @@ export async function etcdVersionFromImage(image: string, mounts: string | undef
       '--data-dir=/tmp/etcd',
       `--listen-client-urls=${url}`,
       `--advertise-client-urls=${url}`,
-      `--listen-peer-urls=http://127.0.0.1:${port + 10000}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
     ],
   })
   try {
