@@ -1,5 +1,5 @@
-// Loopback ports for servers a test starts: asked of the kernel, not guessed, so two test files
-// running side by side (or a port in the ephemeral range) never collide.
+// Loopback ports for servers a test starts: asked of the kernel, not guessed, so a port that
+// something else holds (outgoing connections take theirs from the ephemeral range) is never picked.
 import { createServer, type Server } from 'node:net'
 
 /** `count` distinct loopback ports that were free a moment ago. */
