@@ -1,6 +1,6 @@
 // nix2aci build: a spec with the README's examples and one bad entry.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
@@ -76,6 +76,17 @@ describe('nix2aci build', () => {
     const lines = readFileSync(calls, 'utf8').trim().split('\n')
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(/-A etcd -A hello -A busybox/)
+  })
+
+  it('leaves no output directory behind when every image fails, though they build side by side', () => {
+    const out = join(dir.path, 'all-fail', 'out')
+    const spec = join(dir.path, 'all-fail.json')
+    const images = ['etcd', 'hello', 'busybox'].map((p) => ({ name: `no-${p}`, binary: 'nope', packages: [p] }))
+    writeFileSync(spec, JSON.stringify({ file: fixtures, outDir: out, images }))
+    const run = runCli(['build', '-c', spec, '--json'])
+    expect(run.status).toBe(1)
+    expect(JSON.parse(run.stdout)).toMatchObject({ built: 0, failed: 3 })
+    expect(existsSync(join(dir.path, 'all-fail'))).toBe(false)
   })
 
   it('refuses a spec that is not JSON or has no images list, in one line', () => {

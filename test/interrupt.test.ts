@@ -1,7 +1,8 @@
 // Ctrl-C or SIGTERM in the middle of a build: nothing half-written stays behind, not even the
 // output directory the build created.
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fixtureEnv, fixtures, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
@@ -12,9 +13,11 @@ afterAll(() => dir.remove())
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** A running nix-env whose parent is `parent`. */
-function nixEnvChildOf(parent: number): number | undefined {
-  return liveProcesses().find((p) => p.command === 'nix-env' && p.parent === parent)?.pid
+/** The running nix-envs whose parent is `parent`. */
+function nixEnvChildrenOf(parent: number): number[] {
+  return liveProcesses()
+    .filter((p) => p.command === 'nix-env' && p.parent === parent)
+    .map((p) => p.pid)
 }
 
 /** Polls every 50 ms until `found` gives a value, or fails with `what` after `timeoutMs`. */
@@ -28,12 +31,38 @@ async function pollFor<T>(what: string, timeoutMs: number, found: () => T | unde
   }
 }
 
+/** A fresh derivation (the time is in its name, so Nix really builds it) that takes `seconds`. */
+function slowPackage(attr: string, seconds: number): string {
+  return writeShellPackage(dir.path, attr, `${attr}-${Date.now()}`, `sleep ${seconds}; mkdir -p $out/bin`)
+}
+
 /**
- * Starts a thin build of a package that takes `seconds` to build (a fresh derivation each run, the
- * time is in its name, so Nix really has to build it), waits until nix2aci's own nix-env is at
- * work, and sends `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process
- * group. Returns the exit code and the nix-env's pid.
+ * Runs nix2aci with `args`, waits until `nixEnvs` of its own nix-env children are at work, and sends
+ * `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process group. Returns
+ * the exit code and the nix-envs' pids.
  */
+async function interruptCli(args: string[], signal: NodeJS.Signals, target: 'process' | 'group', nixEnvs = 1) {
+  const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), ...args], {
+    env: fixtureEnv(),
+    detached: target === 'group',
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  let exitedEarly: number | null | undefined
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  void exited.then((code) => (exitedEarly = code))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const running = await pollFor(`not ${nixEnvs} nix-env children of nix2aci`, 20_000, () => {
+    if (exitedEarly !== undefined) throw new Error(`nix2aci exited (${exitedEarly}) before nix-env ran:\n${stderr}`)
+    const pids = nixEnvChildrenOf(child.pid!)
+    return pids.length >= nixEnvs ? pids : undefined
+  })
+  if (target === 'group') process.kill(-child.pid!, signal)
+  else child.kill(signal)
+  return { exitCode: await exited, nixEnvs: running }
+}
+
+/** A thin build of a package that takes `seconds` to build, interrupted while nix-env builds it. */
 async function interruptBuild(
   name: string,
   seconds: number,
@@ -41,30 +70,9 @@ async function interruptBuild(
   target: 'process' | 'group',
   out = join(dir.path, `out-${name}`),
 ) {
-  const slow = writeShellPackage(dir.path, name, `${name}-${Date.now()}`, `sleep ${seconds}; mkdir -p $out/bin`)
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, 'dist/bin/nix2aci.js'), 'thin', name, 'x', name, '-f', slow, '--out-dir', out],
-    { env: fixtureEnv(), detached: target === 'group', stdio: ['ignore', 'ignore', 'pipe'] },
-  )
-  let stderr = ''
-  let exitedEarly: number | null | undefined
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-  void exited.then((code) => (exitedEarly = code))
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString()
-      if (stderr.includes('Installing')) resolve()
-    })
-    void exited.then((code) => reject(new Error(`nix2aci exited (${code}) before installing:\n${stderr}`)))
-  })
-  const nixEnv = await pollFor('no nix-env child of nix2aci', 10_000, () => {
-    if (exitedEarly !== undefined) throw new Error(`nix2aci exited (${exitedEarly}) before nix-env ran:\n${stderr}`)
-    return nixEnvChildOf(child.pid!)
-  })
-  if (target === 'group') process.kill(-child.pid!, signal)
-  else child.kill(signal)
-  return { exitCode: await exited, out, nixEnv }
+  const args = ['thin', name, 'x', name, '-f', slowPackage(name, seconds), '--out-dir', out]
+  const { exitCode, nixEnvs } = await interruptCli(args, signal, target)
+  return { exitCode, out, nixEnv: nixEnvs[0]! }
 }
 
 describe('an interrupted build', () => {
@@ -72,6 +80,24 @@ describe('an interrupted build', () => {
     const { exitCode, out } = await interruptBuild('slow', 30, 'SIGINT', 'group')
     expect(exitCode).toBe(130)
     expect(existsSync(out)).toBe(false)
+  })
+})
+
+describe('an interrupted spec build with more images than run at once', () => {
+  it('starts no further image, so nothing is left behind and no nix-env writes on', async () => {
+    const out = join(dir.path, 'spec-out')
+    const atOnce = availableParallelism()
+    const images = Array.from({ length: atOnce + 2 }, (_, i) => {
+      const attr = `queued${i}`
+      return { name: attr, binary: 'x', packages: [attr], file: slowPackage(attr, 3) }
+    })
+    const spec = join(dir.path, 'queued.json')
+    writeFileSync(spec, JSON.stringify({ outDir: out, images }))
+    const { exitCode } = await interruptCli(['build', '-c', spec], 'SIGINT', 'group', atOnce)
+    expect(exitCode).toBe(130)
+    expect(existsSync(out)).toBe(false)
+    // Only a nix-env writes into `out` once nix2aci is gone, and none is left that names it.
+    expect(liveProcesses().filter((p) => p.argv.some((arg) => arg.startsWith(out)))).toEqual([])
   })
 })
 

@@ -84,7 +84,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   const engine = chooseEngine(request.engine, request.compression)
   requireNix()
   const outDir = resolve(request.outDir)
-  const { staging, createdOutDir } = makeStagingDir(outDir, request.name)
+  const staging = makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
   const final = {
     image: `${base}.aci`,
@@ -102,7 +102,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     await rm(staging, { recursive: true, force: true })
     if (saved) return
     if (profileBefore) await restoreProfile(final.profile, profileBefore)
-    if (createdOutDir) removeEmptyDirs(outDir, createdOutDir)
+    removeMadeOutDir(outDir)
   }
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
@@ -227,18 +227,27 @@ function outputError(outDir: string, error: unknown): unknown {
 }
 
 /**
- * A staging directory beside the outputs, so the final renames are atomic. `createdOutDir` is the
- * first directory made for a missing out-dir, for a failed build to take away again.
+ * Out-dirs this process made, each with the first directory made for it. Builds of one spec share
+ * an out-dir that only one of them made; whichever fails last finds it empty and takes it away.
  */
-function makeStagingDir(outDir: string, name: string): { staging: string; createdOutDir: string | undefined } {
-  let createdOutDir: string | undefined
+const madeOutDirs = new Map<string, string>()
+
+/** A staging directory beside the outputs, so the final renames are atomic. */
+function makeStagingDir(outDir: string, name: string): string {
   try {
-    createdOutDir = mkdirSync(outDir, { recursive: true })
-    return { staging: mkdtempSync(join(outDir, `.${imageFileBase(name)}.building-`)), createdOutDir }
+    const made = mkdirSync(outDir, { recursive: true })
+    if (made) madeOutDirs.set(outDir, made)
+    return mkdtempSync(join(outDir, `.${imageFileBase(name)}.building-`))
   } catch (error) {
-    if (createdOutDir) removeEmptyDirs(outDir, createdOutDir)
+    removeMadeOutDir(outDir)
     throw new UserError(`cannot write to the output directory ${outDir}: ${messageOf(error)}`)
   }
+}
+
+/** Takes away an out-dir this process made, and the parents made for it, if nothing is in it. */
+function removeMadeOutDir(outDir: string): void {
+  const top = madeOutDirs.get(outDir)
+  if (top) removeEmptyDirs(outDir, top)
 }
 
 /** Removes `dir` and its parents up to `top`, stopping at the first that is not empty. */
