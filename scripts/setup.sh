@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   nix-bin        # Nix 2.8: nix-env, nix-store, nix-build
+  nix-setup-systemd  # /etc/nix/nix.conf (sandbox off, as Debian's Nix needs) and the nixbld users
   appc-spec      # actool, the appc reference validator
   bubblewrap     # runs images in tests the way rkt's fly stage1 does
   busybox-static etcd-server python3-minimal libpython3.11-stdlib patchelf gcc libc6-dev  # fixture sources
@@ -19,14 +20,15 @@ missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  # With recommends: nix-bin's include nix-setup-systemd, which lays out /nix as nix2aci is tested on.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# No binary cache can be reached here: without this every build waits on cache.nixos.org.
-if ! grep -q '^substituters' /etc/nix/nix.conf 2>/dev/null; then
-  printf '\n# nix2aci setup: offline machine, build everything locally\nsubstituters =\n' >> /etc/nix/nix.conf
-fi
+# No binary cache can be reached here: without this every build waits on cache.nixos.org. The
+# fixtures build with the host's /bin/sh and tools, which Nix's sandbox would hide.
+mkdir -p /etc/nix
+for setting in 'substituters =' 'sandbox = false'; do
+  grep -q "^${setting%% *}" /etc/nix/nix.conf 2>/dev/null || printf '# nix2aci setup\n%s\n' "$setting" >> /etc/nix/nix.conf
+done
 getent group nixbld >/dev/null || groupadd --system nixbld
 
 npm ci --no-audit --no-fund
