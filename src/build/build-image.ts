@@ -76,8 +76,8 @@ export function imageFileBase(name: string): string {
 }
 
 /**
- * Everything up to the start of nix-env is synchronous: the caller's own synchronous work (yargs
- * renders the command's help text right after calling the handler) then overlaps with Nix.
+ * Everything up to the start of nix-env is synchronous, so that nothing delays it; the engine's
+ * modules load while it runs.
  */
 export async function buildImage(request: BuildRequest, progress: Progress): Promise<BuildResult> {
   checkImageName(request.name)

@@ -1,5 +1,7 @@
 // `nix2aci build`: every image a spec file declares; a failing image fails alone.
 import { readFile } from 'node:fs/promises'
+import { buildMany } from '../../build/build-many.js'
+import { parseSpec } from '../../build/spec.js'
 import { UserError } from '../../util/errors.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
@@ -18,10 +20,6 @@ export function addBuildCommand(cli: GlobalArgs): GlobalArgs {
       const text = await readFile(argv.config, 'utf8').catch(() => {
         throw new UserError(`cannot read the spec file ${argv.config}`)
       })
-      const [{ parseSpec }, { buildMany }] = await Promise.all([
-        import('../../build/spec.js'),
-        import('../../build/build-many.js'),
-      ])
       const entries = parseSpec(text, argv.config, { outDir: argv.outDir, ...(argv.file ? { file: argv.file } : {}) })
       const style = progressStyle({ quiet: argv.quiet || argv.json })
       const outcomes = await buildMany(entries, (name) => createProgress(style, name))

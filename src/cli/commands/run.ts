@@ -1,5 +1,6 @@
 // `nix2aci run`: rkt run with the image's own mounts.
 import { spawn } from 'node:child_process'
+import { rktRunArgs } from '../../aci/rkt.js'
 import { trackChild } from '../../util/cleanup.js'
 import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
@@ -18,7 +19,6 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
         describe: 'print the rkt command line instead',
       }),
     async (argv) => {
-      const { rktRunArgs } = await import('../../aci/rkt.js')
       const args = await rktRunArgs(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
       if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
       const rkt = findOnPath('rkt')
