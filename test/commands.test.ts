@@ -1,6 +1,5 @@
 // inspect, validate and run on real images: thin, fat, and broken ones.
-import { execFileSync } from 'node:child_process'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import {
   chmodSync,
   copyFileSync,
@@ -13,7 +12,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildJson, fixtureEnv, listImage, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
+import { buildJson, fixtureEnv, imageIdOf, listImage, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
+import { pollFor } from './helpers/wait.js'
 
 const out = makeTempDir()
 let thin: ReturnType<typeof buildJson>
@@ -23,11 +23,6 @@ beforeAll(() => {
   fat = buildJson(['fat', 'hello-fat', 'hello', 'hello', '--out-dir', out.path, '--compression', 'xz'])
 })
 afterAll(() => out.remove())
-
-/** The image ID appc defines: sha512 of the uncompressed tar, as `decompress` writes it. */
-function imageIdOf(image: string, decompress: string): string {
-  return `sha512-${execFileSync('sh', ['-c', `${decompress} '${image}' | sha512sum`], { encoding: 'utf8' }).split(' ')[0]}`
-}
 
 /** A copy of the thin image (and its .mounts) to break. */
 function copyOfThin(name: string): string {
@@ -191,9 +186,9 @@ describe('nix2aci run', () => {
     })
     try {
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-      for (let tries = 0; !readFileSync(rktLog, 'utf8').includes('running') && tries < 100; tries++)
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      expect(readFileSync(rktLog, 'utf8')).toContain('running')
+      await pollFor('the rkt stand-in not running', 20_000, () =>
+        readFileSync(rktLog, 'utf8').includes('running') ? true : undefined,
+      )
       child.kill('SIGTERM')
       expect(await exited).toBe(143)
       expect(readFileSync(rktLog, 'utf8')).toMatch(/running\nstopped\n$/)

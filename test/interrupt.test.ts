@@ -6,29 +6,17 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fixtureEnv, fixtures, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
-import { hasExited, liveProcesses } from './helpers/proc.js'
+import { commandLine, hasExited, liveProcesses } from './helpers/proc.js'
+import { pollFor, sleep } from './helpers/wait.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** The running nix-envs whose parent is `parent`. */
 function nixEnvChildrenOf(parent: number): number[] {
   return liveProcesses()
     .filter((p) => p.command === 'nix-env' && p.parent === parent)
     .map((p) => p.pid)
-}
-
-/** Polls every 50 ms until `found` gives a value, or fails with `what` after `timeoutMs`. */
-async function pollFor<T>(what: string, timeoutMs: number, found: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = found()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`)
-    await sleep(50)
-  }
 }
 
 /** A fresh derivation (the time is in its name, so Nix really builds it) that takes `seconds`. */
@@ -97,7 +85,7 @@ describe('an interrupted spec build with more images than run at once', () => {
     expect(exitCode).toBe(130)
     expect(existsSync(out)).toBe(false)
     // Only a nix-env writes into `out` once nix2aci is gone, and none is left that names it.
-    expect(liveProcesses().filter((p) => p.argv.some((arg) => arg.startsWith(out)))).toEqual([])
+    expect(liveProcesses().filter((p) => commandLine(p.pid).some((arg) => arg.startsWith(out)))).toEqual([])
   })
 })
 
@@ -118,7 +106,7 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
 
 /** A live process whose command line holds every one of `words`. */
 function processWith(words: string[]): number | undefined {
-  return liveProcesses().find((p) => words.every((word) => p.argv.some((arg) => arg.includes(word))))?.pid
+  return liveProcesses().find((p) => words.every((word) => commandLine(p.pid).some((arg) => arg.includes(word))))?.pid
 }
 
 describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM', () => {

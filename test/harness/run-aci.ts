@@ -309,7 +309,7 @@ async function groupGone(child: ChildProcess, graceMs = 2_000): Promise<void> {
   const deadline = Date.now() + graceMs
   while (runningInGroup(child.pid!).length > 0) {
     if (Date.now() > deadline) killGroup(child, 'SIGKILL')
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 

@@ -32,6 +32,9 @@ export interface CliRun {
   stderr: string
 }
 
+/** Well under vitest's testTimeout (180 s), so a hung build fails its test with a reason. */
+const CLI_TIMEOUT_MS = 150_000
+
 export function runCli(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; bin?: 'nix2aci' | 'buildThinACI' | 'buildFatACI' } = {},
@@ -40,7 +43,10 @@ export function runCli(
     cwd: options.cwd ?? repoRoot,
     env: options.env ?? fixtureEnv(),
     encoding: 'utf8',
+    // spawnSync blocks vitest's own timeout: a build stuck on a Nix lock must end here instead.
+    timeout: CLI_TIMEOUT_MS,
   })
+  if (result.error) throw result.error
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -85,6 +91,11 @@ export function snapshotDir(dir: string): Record<string, string> {
 export function actoolValidate(image: string): CliRun {
   const result = spawnSync('actool', ['validate', image], { encoding: 'utf8' })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+/** The image ID appc defines: sha512 of the uncompressed tar, by `decompress` and sha512sum. */
+export function imageIdOf(image: string, decompress = 'gzip -dc'): string {
+  return `sha512-${execFileSync('sh', ['-c', `${decompress} '${image}' | sha512sum`], { encoding: 'utf8' }).split(' ')[0]}`
 }
 
 export function onPath(command: string): boolean {

@@ -1,6 +1,6 @@
 // Building fixture packages and running programs with nothing but a given set of store paths.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { basename, join } from 'node:path'
+import { basename } from 'node:path'
 import { FRESH_SYSTEM_DIRS } from '../harness/run-aci.js'
 import { fixtures } from './cli.js'
 
@@ -66,14 +66,4 @@ export function runInClosure(
   )
   if (result.error) throw result.error
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
-}
-
-/** Runs `bin/<program>` of `storePath` with its whole closure and nothing else. */
-export function runFromClosure(
-  storePath: string,
-  program: string,
-  args: string[] = [],
-  options: Parameters<typeof runInClosure>[2] = {},
-): ClosureRun {
-  return runInClosure(closureOf(storePath), [join(storePath, 'bin', program), ...args], options)
 }

@@ -30,19 +30,21 @@ export function hasExited(pid: number): boolean {
   return stat === undefined || stat.state === 'Z'
 }
 
-/** Every process that has not exited, with its command line. */
-export function liveProcesses(): Array<ProcessStat & { argv: string[] }> {
+/** Every process that has not exited. */
+export function liveProcesses(): ProcessStat[] {
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => {
       const stat = processStat(Number(entry))
-      if (stat === undefined || stat.state === 'Z') return []
-      let argv: string[]
-      try {
-        argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')
-      } catch {
-        return [] // gone meanwhile
-      }
-      return [{ ...stat, argv }]
+      return stat === undefined || stat.state === 'Z' ? [] : [stat]
     })
+}
+
+/** A process's command line; empty once it is gone. */
+export function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  } catch {
+    return []
+  }
 }
