@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fixtureEnv, fixtures, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
+import { fixtureEnv, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
 import { commandLine, hasExited, liveProcesses } from './helpers/proc.js'
 import { pollFor, sleep } from './helpers/wait.js'
 
@@ -125,7 +125,7 @@ describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM
         '--engine',
         'acbuild',
       ],
-      { env: fixtureEnv({ NIX_PATH: `nixpkgs=${fixtures}` }), stdio: 'ignore' },
+      { env: fixtureEnv(), stdio: 'ignore' },
     )
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
     try {
