@@ -29,7 +29,6 @@ mkdir -p /etc/nix
 for setting in 'substituters =' 'sandbox = false'; do
   grep -q "^${setting%% *}" /etc/nix/nix.conf 2>/dev/null || printf '# nix2aci setup\n%s\n' "$setting" >> /etc/nix/nix.conf
 done
-getent group nixbld >/dev/null || groupadd --system nixbld
 
 npm ci --no-audit --no-fund
 nix-build fixtures --no-out-link >/dev/null
