@@ -1,6 +1,6 @@
 // Progress as the user can see it: an ora spinner on a terminal, plain lines in logs and CI,
 // nothing with --quiet. Always on stderr, so stdout stays for results.
-import type { Progress } from '../build/build-image.js'
+import type { Progress } from '../pipeline/build-image.js'
 
 export type ProgressStyle = 'spinner' | 'lines' | 'silent'
 

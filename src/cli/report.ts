@@ -1,5 +1,5 @@
 // What a finished build prints: a short summary for people, or one JSON object for scripts.
-import type { BuildResult } from '../build/build-image.js'
+import type { BuildResult } from '../pipeline/build-image.js'
 import { displayPath as shown } from '../util/paths.js'
 
 export function formatSize(bytes: number): string {

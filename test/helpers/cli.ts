@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BuildResult } from '../../src/build/build-image.js'
+import type { BuildResult } from '../../src/pipeline/build-image.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const fixtures = join(repoRoot, 'fixtures')

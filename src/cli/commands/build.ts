@@ -1,7 +1,7 @@
 // `nix2aci build`: every image a spec file declares; a failing image fails alone.
 import { readFile } from 'node:fs/promises'
-import { buildMany } from '../../build/build-many.js'
-import { parseSpec } from '../../build/spec.js'
+import { buildMany } from '../../pipeline/build-many.js'
+import { parseSpec } from '../../pipeline/spec.js'
 import { UserError } from '../../util/errors.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'

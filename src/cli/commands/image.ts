@@ -1,6 +1,6 @@
 // `nix2aci thin` and `nix2aci fat`: options in, one build, a report out.
 import { COMPRESSIONS, DEFAULT_COMPRESSION } from '../../aci/compression.js'
-import { buildImage } from '../../build/build-image.js'
+import { buildImage } from '../../pipeline/build-image.js'
 import { DEFAULT_ENGINE, ENGINES } from '../../engines/engine.js'
 import { parseAppOptions } from '../../plan/app-options.js'
 import type { ImageKind } from '../../plan/plan.js'
