@@ -3,11 +3,11 @@ import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
 
 /** Validates an image; resolves false when actool is not installed, throws when it rejects the image. */
-export async function validateWithActool(image: string): Promise<boolean> {
+export async function validateWithActool(image: string, signal?: AbortSignal): Promise<boolean> {
   const actool = findOnPath('actool')
   if (!actool) return false
   try {
-    await run(actool, ['validate', image])
+    await run(actool, ['validate', image], { signal })
     return true
   } catch (error) {
     if (!(error instanceof CommandError)) throw error

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process'
 import { Duplex, PassThrough } from 'node:stream'
 import { createGzip } from 'node:zlib'
-import { trackChild } from '../util/cleanup.js'
+import { killOnAbort } from '../util/cancel.js'
 
 export const COMPRESSIONS = ['gzip', 'xz', 'bzip2', 'none'] as const
 export type Compression = (typeof COMPRESSIONS)[number]
@@ -14,24 +14,25 @@ export const GZIP_LEVEL = 6
 /**
  * A stream that compresses what is written to it. `pigz` (the path of the binary, when the
  * caller wants parallel gzip and has found it) gives the same format on every core; `-n` keeps
- * names and times out of the header so output stays reproducible.
+ * names and times out of the header so output stays reproducible. `signal` stops the program.
  */
-export function compressor(compression: Compression, pigz?: string): Duplex {
+export function compressor(compression: Compression, options: { pigz?: string; signal: AbortSignal }): Duplex {
+  const { pigz, signal } = options
   switch (compression) {
     case 'gzip':
-      return pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c']) : createGzip({ level: GZIP_LEVEL })
+      return pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c'], signal) : createGzip({ level: GZIP_LEVEL })
     case 'xz':
-      return filterProcess('xz', ['-6', '-c', '-T1'])
+      return filterProcess('xz', ['-6', '-c', '-T1'], signal)
     case 'bzip2':
-      return filterProcess('bzip2', ['-9', '-c'])
+      return filterProcess('bzip2', ['-9', '-c'], signal)
     case 'none':
       return new PassThrough()
   }
 }
 
 /** A program reading stdin and writing stdout, as a Duplex that fails when the program does. */
-function filterProcess(command: string, args: string[]): Duplex {
-  const child = trackChild(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }))
+function filterProcess(command: string, args: string[], signal: AbortSignal): Duplex {
+  const child = killOnAbort(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], signal }), signal)
   const output = new PassThrough()
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))

@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
+import { killOnAbort } from '../util/cancel.js'
 import type { Compression } from './compression.js'
 
 export async function compressionOf(file: string): Promise<Compression> {
@@ -22,17 +23,17 @@ export async function compressionOf(file: string): Promise<Compression> {
   }
 }
 
-/** The image's tar, decompressed; `known` saves reading the magic bytes again. */
-export async function openTar(file: string, known?: Compression): Promise<Readable> {
+/** The image's tar, decompressed; `known` saves reading the magic bytes again. `signal` stops the reading. */
+export async function openTar(file: string, known?: Compression, signal?: AbortSignal): Promise<Readable> {
   const compression = known ?? (await compressionOf(file))
-  if (compression === 'none') return createReadStream(file)
+  if (compression === 'none') return createReadStream(file, { signal })
   if (compression === 'gzip') {
     const gunzip = createGunzip()
     // pipeline destroys gunzip with the read error, so the reader sees it
-    pipeline(createReadStream(file), gunzip).catch(() => undefined)
+    pipeline(createReadStream(file), gunzip, { signal }).catch(() => undefined)
     return gunzip
   }
-  const child = spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'] })
+  const child = killOnAbort(spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'], signal }), signal)
   // The reader sees a missing or failing decompressor as an error on the stream it reads.
   child.on('error', (error) => child.stdout.destroy(new Error(`cannot run ${compression}: ${error.message}`)))
   child.on('close', (code) => {
@@ -42,8 +43,8 @@ export async function openTar(file: string, known?: Compression): Promise<Readab
 }
 
 /** The image ID rkt gives an image: `sha512-` of its uncompressed tar. */
-export async function imageIdOf(file: string): Promise<string> {
+export async function imageIdOf(file: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha512')
-  await pipeline(await openTar(file), hash)
+  await pipeline(await openTar(file, undefined, signal), hash, { signal })
   return `sha512-${hash.digest('hex')}`
 }

@@ -3,7 +3,12 @@
 import { UserError } from '../util/errors.js'
 import { CommandError, findOnPath, run } from '../util/exec.js'
 
-export async function signImage(image: string, signature: string, key: string | undefined): Promise<void> {
+export async function signImage(
+  image: string,
+  signature: string,
+  key: string | undefined,
+  signal: AbortSignal,
+): Promise<void> {
   const gpg = findOnPath('gpg')
   if (!gpg)
     throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
@@ -18,7 +23,7 @@ export async function signImage(image: string, signature: string, key: string | 
     image,
   ]
   try {
-    await run(gpg, args)
+    await run(gpg, args, { signal })
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
     const reason = error.stderr

@@ -2,7 +2,7 @@
 import yargs, { type Argv, type InferredOptionTypes } from 'yargs'
 import packageJson from '../../package.json' with { type: 'json' }
 import type { ImageKind } from '../plan/plan.js'
-import { cleanUpOnSignals } from '../util/cleanup.js'
+import { Interrupted, abortOnStopSignals } from '../util/cancel.js'
 import { UsageError, UserError, messageOf } from '../util/errors.js'
 import { addBuildCommand } from './commands/build.js'
 import { addImageCommand } from './commands/image.js'
@@ -25,7 +25,9 @@ export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
 
 /** `legacyUsage` replaces yargs' complaint about missing arguments, as the original scripts printed it. */
 export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?: string): Promise<void> {
-  cleanUpOnSignals()
+  // One signal for the whole run: the command undoes its work before it settles, and only then do we exit.
+  const stop = abortOnStopSignals()
+  const { signal } = stop
   const verbose = args.includes('--verbose') || args.includes('-v')
   try {
     let cli: GlobalArgs = yargs(args)
@@ -33,11 +35,11 @@ export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?:
       .usage('$0 <command> [options]\n\nTurn Nix packages into App Container Images (ACIs) for rkt.')
       .options(globalOptions)
     skipHelpCaching(cli)
-    cli = addImageCommand(cli, 'thin')
-    cli = addImageCommand(cli, 'fat')
+    cli = addImageCommand(cli, 'thin', signal)
+    cli = addImageCommand(cli, 'fat', signal)
     cli = addInspectCommands(cli)
-    cli = addRunCommand(cli)
-    cli = addBuildCommand(cli)
+    cli = addRunCommand(cli, signal)
+    cli = addBuildCommand(cli, signal)
     await cli
       .parserConfiguration({ 'populate--': true })
       .demandCommand(1, 'Name a command: thin, fat, build, inspect, validate or run')
@@ -58,6 +60,8 @@ export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?:
       })
       .parseAsync()
   } catch (error) {
+    // Whatever error the stop surfaced as (a killed nix-env, an aborted stream), the interrupt is the news.
+    if (signal.aborted) return
     if (error instanceof UserError) {
       process.stderr.write(error instanceof UsageError ? `${error.message}\n` : `${scriptName}: ${error.message}\n`)
       process.exitCode = error.exitCode
@@ -65,6 +69,12 @@ export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?:
       process.stderr.write(`${scriptName}: unexpected failure: ${messageOf(error)}\n`)
       if (verbose && error instanceof Error) process.stderr.write(`${error.stack}\n`)
       process.exitCode = 70
+    }
+  } finally {
+    stop.release()
+    if (signal.reason instanceof Interrupted) {
+      process.stderr.write(`${scriptName}: ${signal.reason.message}\n`)
+      process.exit(signal.reason.exitCode)
     }
   }
 }

@@ -3,12 +3,12 @@
 // Separate calls rather than `acbuild script`: measured with 200 mounts, script mode was slower in
 // acbuild 0.4.0 (3 s against 2 s) and fails outright in the repository's latest build
 // ("open /tmp/acbuildNNN/.acbuild/buildMode: no such file or directory").
-import { spawn, type SpawnOptions } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { imageIdOf } from '../aci/read.js'
 import type { AppPlan, ImagePlan, SkeletonEntry } from '../plan/plan.js'
-import { trackChild, withCleanup } from '../util/cleanup.js'
+import { killOnAbort, withCleanup } from '../util/cancel.js'
 import { UserError } from '../util/errors.js'
 import type { EngineOptions, EngineResult } from './engine.js'
 
@@ -18,11 +18,14 @@ export async function writeWithAcbuild(
   options: EngineOptions & { staging: string },
 ): Promise<EngineResult> {
   const { $ } = await import('zx')
-  // zx spawns through trackChild, so an interrupt stops a running acbuild before the cleanups run.
-  const $acbuild = $({ quiet: true, nothrow: true, spawn: trackedSpawn })
+  // zx resolves once acbuild has exited, so an aborted build's cleanups never race a running acbuild.
+  const { signal } = options
+  const killingSpawn = ((...args: Parameters<typeof spawn>) => killOnAbort(spawn(...args), signal)) as typeof spawn
+  const $acbuild = $({ quiet: true, nothrow: true, signal, spawn: killingSpawn })
   const workPath = join(options.staging, 'acbuild')
   const acbuild: Acbuild = async (...args) => {
     const result = await $acbuild`acbuild --work-path ${workPath} --no-history ${args}`
+    signal.throwIfAborted()
     if (result.exitCode !== 0) {
       const message = result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`
       throw new UserError(`acbuild ${args[0]} failed: ${message}`)
@@ -45,13 +48,10 @@ export async function writeWithAcbuild(
       await acbuild('write', '--overwrite', output)
     },
   )
-  return { imageId: await imageIdOf(output) }
+  return { imageId: await imageIdOf(output, signal) }
 }
 
 type Acbuild = (...args: string[]) => Promise<void>
-
-const trackedSpawn = ((command: string, args: readonly string[], options: SpawnOptions) =>
-  trackChild(spawn(command, args, options))) as typeof spawn
 
 /** The app section, one acbuild subcommand per setting. */
 async function setApp(acbuild: Acbuild, app: AppPlan, staging: string): Promise<void> {

@@ -9,6 +9,8 @@ export interface EngineOptions {
   compression: Compression
   /** Path of pigz, to compress a large image on every core. */
   pigz?: string
+  /** Aborts the write: its processes and streams stop, and the write rejects. */
+  signal: AbortSignal
 }
 
 export interface EngineResult {

@@ -52,8 +52,9 @@ async function writeStreaming(plan: ImagePlan, output: string, options: EngineOp
   const writing = pipeline(
     pack,
     hashTap,
-    compressor(options.compression, options.pigz),
+    compressor(options.compression, { pigz: options.pigz, signal: options.signal }),
     createWriteStream(output, { flags: 'wx' }),
+    { signal: options.signal },
   )
   const packing = packImage(pack, plan).then(() => pack.finalize())
   packing.catch((error: Error) => pack.destroy(error))

@@ -31,9 +31,9 @@ function expressionArgs(expression: string | undefined): string[] {
   return expression ? ['-f', expression] : []
 }
 
-async function listAvailable(expression: string | undefined): Promise<AvailablePackage[]> {
+async function listAvailable(expression: string | undefined, signal: AbortSignal): Promise<AvailablePackage[]> {
   try {
-    const { stdout } = await run('nix-env', [...expressionArgs(expression), '-qaP', '--json'])
+    const { stdout } = await run('nix-env', [...expressionArgs(expression), '-qaP', '--json'], { signal })
     return parseAvailable(stdout)
   } catch (error) {
     throw nixError(`cannot list the packages of ${expression ?? '~/.nix-defexpr'}`, error)
@@ -52,43 +52,58 @@ export async function installProfile(
   profile: string,
   packages: readonly string[],
   expression: string | undefined,
+  signal: AbortSignal,
 ): Promise<void> {
   const storePaths = packages.filter(isStorePath)
   const selectors = packages.filter((p) => !isStorePath(p))
   const missing = storePaths.find((path) => !existsSync(path))
   if (missing) throw new UserError(`no such store path: ${missing}`)
   // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
-  if (selectors.length > 0) await installSelectors(profile, selectors, expression)
+  if (selectors.length > 0) await installSelectors(profile, selectors, expression, signal)
   if (storePaths.length > 0) {
     const replace = selectors.length > 0 ? [] : ['--remove-all']
-    await run('nix-env', ['-p', profile, '-i', ...replace, ...storePaths]).catch((error) => {
+    await run('nix-env', ['-p', profile, '-i', ...replace, ...storePaths], { signal }).catch((error) => {
       throw nixError('nix-env failed to install the store paths', error)
     })
   }
 }
 
-async function installSelectors(profile: string, selectors: readonly string[], expression: string | undefined) {
+async function installSelectors(
+  profile: string,
+  selectors: readonly string[],
+  expression: string | undefined,
+  signal: AbortSignal,
+) {
   if (selectors.every(looksLikeAttrPath)) {
     try {
-      await installAttrs(profile, selectors, expression)
+      await installAttrs(profile, selectors, expression, signal)
       return
     } catch (error) {
       const missingAttribute = error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)
       if (!missingAttribute) throw nixError('nix-env failed to install the packages', error)
     }
   }
-  const attrPaths = await resolveSelectors(selectors, expression)
-  await installAttrs(profile, attrPaths, expression).catch((error) => {
+  const attrPaths = await resolveSelectors(selectors, expression, signal)
+  await installAttrs(profile, attrPaths, expression, signal).catch((error) => {
     throw nixError('nix-env failed to install the packages', error)
   })
 }
 
-function installAttrs(profile: string, attrPaths: readonly string[], expression: string | undefined) {
-  return run('nix-env', [...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths])
+function installAttrs(
+  profile: string,
+  attrPaths: readonly string[],
+  expression: string | undefined,
+  signal: AbortSignal,
+) {
+  return run('nix-env', [...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths], { signal })
 }
 
-async function resolveSelectors(selectors: readonly string[], expression: string | undefined): Promise<string[]> {
-  const available = await listAvailable(expression)
+async function resolveSelectors(
+  selectors: readonly string[],
+  expression: string | undefined,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const available = await listAvailable(expression, signal)
   return selectors.map((selector) => {
     const attrPath = matchPackage(selector, available)
     if (attrPath) return attrPath
@@ -105,23 +120,25 @@ async function resolveSelectors(selectors: readonly string[], expression: string
 export async function instantiateAttrs(
   attrPaths: readonly string[],
   expression: string | undefined,
+  signal: AbortSignal,
 ): Promise<string[] | undefined> {
   if (attrPaths.length === 0) return []
   const file = expression ?? `${process.env.HOME ?? ''}/.nix-defexpr`
   try {
-    const { stdout } = await run('nix-instantiate', [file, ...attrPaths.flatMap((attr) => ['-A', attr])])
+    const { stdout } = await run('nix-instantiate', [file, ...attrPaths.flatMap((attr) => ['-A', attr])], { signal })
     const drvs = stdout.split('\n').filter(Boolean)
     // `x.drv!bin` names one output of a multi-output package; nix-env would not install it as
     // `nix-env -iA` does (outputsToInstall), so such images resolve on their own.
     return drvs.length === attrPaths.length && drvs.every((drv) => drv.endsWith('.drv')) ? drvs : undefined
   } catch {
+    signal.throwIfAborted()
     return undefined
   }
 }
 
 /** Every store path the given path needs at run time (`nix-store -qR`). */
-export async function closureOf(storePath: string): Promise<string[]> {
-  const { stdout } = await run('nix-store', ['-qR', storePath]).catch((error) => {
+export async function closureOf(storePath: string, signal: AbortSignal): Promise<string[]> {
+  const { stdout } = await run('nix-store', ['-qR', storePath], { signal }).catch((error) => {
     throw nixError(`cannot query the closure of ${storePath}`, error)
   })
   return stdout.split('\n').filter(Boolean)

@@ -26,7 +26,7 @@ import type { AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
-import { withCleanup } from '../util/cleanup.js'
+import { withCleanup } from '../util/cancel.js'
 import { UserError, messageOf } from '../util/errors.js'
 import { displayPath } from '../util/paths.js'
 import { shellQuote } from '../util/shell.js'
@@ -77,12 +77,13 @@ export function imageFileBase(name: string): string {
 
 /**
  * Everything up to the start of nix-env is synchronous, so that nothing delays it; the engine's
- * modules load while it runs.
+ * modules load while it runs. Once `signal` aborts, the build stops, undoes its work and rejects.
  */
-export async function buildImage(request: BuildRequest, progress: Progress): Promise<BuildResult> {
+export async function buildImage(request: BuildRequest, progress: Progress, signal: AbortSignal): Promise<BuildResult> {
   checkImageName(request.name)
   const engine = chooseEngine(request.engine, request.compression)
   requireNix()
+  signal.throwIfAborted()
   const outDir = resolve(request.outDir)
   const staging = makeStagingDir(outDir, request.name)
   const base = join(outDir, imageFileBase(request.name))
@@ -107,7 +108,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
     const installing = progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
-      installProfile(profile, request.instantiated ?? request.packages, expression),
+      installProfile(profile, request.instantiated ?? request.packages, expression, signal),
     )
     // nix-env is running now: load the engine's modules meanwhile instead of after it.
     const writerLoading = loadEngine(engine)
@@ -117,7 +118,7 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
       'Querying the closure',
       async () => {
         // nix-store follows the profile's links itself: the query need not wait for us to resolve them.
-        const querying = closureOf(profile)
+        const querying = closureOf(profile, signal)
         querying.catch(() => undefined) // awaited below, unless resolving the profile fails first
         const userEnvironment = await realpath(profile)
         const [execPath, app, topLevel, closure] = await Promise.all([
@@ -147,21 +148,21 @@ export async function buildImage(request: BuildRequest, progress: Progress): Pro
     }
     const writeImage = await writerLoading
     const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
-      writeImage(plan, staged.image, { compression: request.compression, staging }).catch((error: unknown) => {
+      writeImage(plan, staged.image, { compression: request.compression, staging, signal }).catch((error: unknown) => {
         throw outputError(outDir, error)
       }),
     )
     const hasVolumes = plan.volumes.length > 0
     // Both settle before anything can fail on: a write still running would keep staging from going.
     const [validation, mountsWrite] = await Promise.allSettled([
-      request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image)),
+      request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image, signal)),
       hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
     ])
     if (validation.status === 'rejected') throw validation.reason
     if (mountsWrite.status === 'rejected') throw outputError(outDir, mountsWrite.reason)
     const validated = validation.value
     const { sign } = request
-    if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key))
+    if (sign) await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key, signal))
 
     saveOutputs(staged, final, { signed: Boolean(sign), hasVolumes })
     saved = true

@@ -9,28 +9,35 @@ import type { SpecEntry } from './spec.js'
 
 export type ImageOutcome = { name: string; ok: true; result: BuildResult } | { name: string; ok: false; error: string }
 
+/** Once `signal` aborts, no further image starts; the running ones undo their work, then this rejects. */
 export async function buildMany(
   entries: readonly SpecEntry[],
   progressFor: (name: string) => Progress,
+  signal: AbortSignal,
 ): Promise<ImageOutcome[]> {
-  const requests = await shareEvaluation(entries)
+  const requests = await shareEvaluation(entries, signal)
   const outcomes: ImageOutcome[] = new Array(entries.length)
   let next = 0
   const worker = async () => {
-    for (let i = next++; i < entries.length; i = next++) {
+    for (let i = next++; i < entries.length && !signal.aborted; i = next++) {
       const entry = requests[i]!
       if ('error' in entry) {
         outcomes[i] = { name: entry.name, ok: false, error: entry.error }
         continue
       }
       try {
-        outcomes[i] = { name: entry.name, ok: true, result: await buildImage(entry.request, progressFor(entry.name)) }
+        outcomes[i] = {
+          name: entry.name,
+          ok: true,
+          result: await buildImage(entry.request, progressFor(entry.name), signal),
+        }
       } catch (error) {
         outcomes[i] = { name: entry.name, ok: false, error: messageOf(error) }
       }
     }
   }
   await Promise.all(Array.from({ length: Math.min(availableParallelism(), entries.length) }, worker))
+  signal.throwIfAborted()
   return outcomes
 }
 
@@ -40,7 +47,7 @@ export async function buildMany(
  * Images alone with their expression, whose packages are not all attribute paths, or whose
  * expression does not evaluate, keep their own resolution (and its precise errors).
  */
-async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry[]> {
+async function shareEvaluation(entries: readonly SpecEntry[], signal: AbortSignal): Promise<SpecEntry[]> {
   type Buildable = Extract<SpecEntry, { request: BuildRequest }>
   const shareable = (entry: SpecEntry): entry is Buildable =>
     'request' in entry && entry.request.packages.every((p) => isStorePath(p) || looksLikeAttrPath(p))
@@ -61,7 +68,7 @@ async function shareEvaluation(entries: readonly SpecEntry[]): Promise<SpecEntry
       .filter(([, shared]) => shared.images > 1)
       .map(async ([expression, shared]) => {
         const list = [...shared.attrs]
-        const drvs = await instantiateAttrs(list, expression)
+        const drvs = await instantiateAttrs(list, expression, signal)
         drvs?.forEach((drv, i) => drvByAttr.set(key(expression, list[i]!), drv))
       }),
   )

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
-import { trackChild } from './cleanup.js'
+import { killOnAbort } from './cancel.js'
 
 /** A command that exited non-zero (or could not start), with what it printed. */
 export class CommandError extends Error {
@@ -25,20 +25,27 @@ function lastMeaningfulLine(text: string): string {
 
 /**
  * Runs a program (no shell) and collects its output. Plain execFile rather than zx here:
- * the Nix layer is on every build's hot path and start-up time counts.
+ * the Nix layer is on every build's hot path and start-up time counts. Once `signal` aborts, the
+ * program is stopped and the promise rejects with the signal's reason, after the program has exited.
  */
 export function run(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv } = {},
+  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {},
 ): Promise<{ stdout: string; stderr: string }> {
+  const { signal } = options
   return new Promise((resolve, reject) => {
     const child = execFile(
       command,
       args,
-      { env: options.env ?? process.env, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' },
+      { env: options.env ?? process.env, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8', signal },
       (error, stdout, stderr) => {
-        if (error) {
+        if (error?.name === 'AbortError' && child.pid !== undefined) {
+          // execFile calls back on the abort itself, while the program is still running.
+          child.once('close', () => reject(signal?.reason))
+        } else if (signal?.aborted) {
+          reject(signal.reason)
+        } else if (error) {
           const code = typeof error.code === 'number' ? error.code : null
           reject(new CommandError(command, code, stderr || error.message))
         } else {
@@ -46,7 +53,7 @@ export function run(
         }
       },
     )
-    trackChild(child)
+    killOnAbort(child, signal)
   })
 }
 

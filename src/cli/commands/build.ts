@@ -8,7 +8,7 @@ import type { GlobalArgs } from '../main.js'
 import { createProgress, progressStyle } from '../progress.js'
 import { formatSize } from '../report.js'
 
-export function addBuildCommand(cli: GlobalArgs): GlobalArgs {
+export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli.command(
     'build',
     'Build every image a spec file declares (see README: "Building from a spec")',
@@ -22,7 +22,7 @@ export function addBuildCommand(cli: GlobalArgs): GlobalArgs {
       })
       const entries = parseSpec(text, argv.config, { outDir: argv.outDir, ...(argv.file ? { file: argv.file } : {}) })
       const style = progressStyle({ quiet: argv.quiet || argv.json })
-      const outcomes = await buildMany(entries, (name) => createProgress(style, name))
+      const outcomes = await buildMany(entries, (name) => createProgress(style, name), signal)
       const failed = outcomes.filter((outcome) => !outcome.ok).length
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ images: outcomes, built: outcomes.length - failed, failed })}\n`)

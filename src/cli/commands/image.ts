@@ -53,7 +53,7 @@ const manifestOptions = {
   'post-stop': { type: 'string', describe: 'command to run after the app stops' },
 } as const
 
-export function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
+export function addImageCommand(cli: GlobalArgs, kind: ImageKind, signal: AbortSignal): GlobalArgs {
   return cli.command(
     `${kind} <name> <binary> <packages..>`,
     kind === 'thin'
@@ -97,6 +97,7 @@ export function addImageCommand(cli: GlobalArgs, kind: ImageKind): GlobalArgs {
           ...(argv.sign ? { sign: argv.key ? { key: argv.key } : {} } : {}),
         },
         createProgress(progressStyle({ quiet: argv.quiet || argv.json })),
+        signal,
       )
       process.stdout.write(argv.json ? `${JSON.stringify(result)}\n` : argv.quiet ? '' : `${describeBuild(result)}\n`)
     },

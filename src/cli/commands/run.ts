@@ -1,14 +1,14 @@
 // `nix2aci run`: rkt run with the image's own mounts.
 import { spawn } from 'node:child_process'
 import { rktRunArgs } from '../../aci/rkt.js'
-import { trackChild } from '../../util/cleanup.js'
+import { killOnAbort } from '../../util/cancel.js'
 import { UserError } from '../../util/errors.js'
 import { findOnPath } from '../../util/exec.js'
 import { shellQuote } from '../../util/shell.js'
 import type { GlobalArgs } from '../main.js'
 import { withImageArgument } from './image-argument.js'
 
-export function addRunCommand(cli: GlobalArgs): GlobalArgs {
+export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli.command(
     'run <aci>',
     'Run an image with rkt, with the volumes of its .mounts file (args after -- go to the app)',
@@ -25,9 +25,11 @@ export function addRunCommand(cli: GlobalArgs): GlobalArgs {
       if (!rkt)
         throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
       process.exitCode = await new Promise<number>((resolve, reject) => {
-        // Tracked: a SIGTERM or SIGINT to nix2aci stops rkt, and its pod, before nix2aci exits.
-        const child = trackChild(spawn(rkt, args, { stdio: 'inherit' }))
-        child.on('error', reject)
+        // An interrupt of nix2aci stops rkt, and its pod, and nix2aci exits once rkt has.
+        const child = killOnAbort(spawn(rkt, args, { stdio: 'inherit', signal }), signal)
+        child.on('error', (error) => {
+          if (error.name !== 'AbortError') reject(error)
+        })
         child.on('close', (code) => resolve(code ?? 1))
       })
     },
