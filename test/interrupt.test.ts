@@ -5,8 +5,9 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fixtureEnv, makeTempDir, onPath, repoRoot, writeShellPackage } from './helpers/cli.js'
+import { buildJson, fixtureEnv, makeTempDir, onPath, repoRoot, snapshotDir, writeShellPackage } from './helpers/cli.js'
 import { commandLine, hasExited, liveProcesses } from './helpers/proc.js'
+import { startOnTerminal } from './helpers/terminal.js'
 import { pollFor, sleep } from './helpers/wait.js'
 
 const dir = makeTempDir()
@@ -68,6 +69,33 @@ describe('an interrupted build', () => {
     const { exitCode, out } = await interruptBuild('slow', 30, 'SIGINT', 'group')
     expect(exitCode).toBe(130)
     expect(existsSync(out)).toBe(false)
+  })
+})
+
+/** The last lines a terminal showed, without the spinner's redraws and colours. */
+function lastLines(screen: string): string {
+  return screen
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split(/[\r\n]+/)
+    .slice(-5)
+    .join('\n')
+}
+
+describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs', () => {
+  it('stops the build with 130 and leaves the output directory as it was', async () => {
+    const out = join(dir.path, 'terminal-out')
+    const quick = writeShellPackage(dir.path, 'quick', 'quick', 'mkdir -p $out/bin; cp /bin/true $out/bin/x')
+    buildJson(['thin', 'term', 'x', 'quick', '-f', quick, '--out-dir', out])
+    const before = snapshotDir(out)
+    const args = ['thin', 'term', 'x', 'term', '-f', slowPackage('term', 30), '--out-dir', out]
+    const terminal = await startOnTerminal(args)
+    await pollFor('no spinner while nix-env runs', 20_000, () =>
+      nixEnvChildrenOf(terminal.pid).length > 0 && terminal.screen().includes('Installing term') ? true : undefined,
+    )
+    terminal.type('\x03')
+    const { code, screen } = await terminal.exited
+    expect(code, lastLines(screen)).toBe(130)
+    expect(snapshotDir(out)).toEqual(before)
   })
 })
 

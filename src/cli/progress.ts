@@ -43,6 +43,8 @@ async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T>
   return ora.oraPromise(working, {
     text: title,
     stream: process.stderr,
+    // ora would put the terminal in raw mode, where Ctrl-C is a keypress instead of SIGINT.
+    discardStdin: false,
     successText: () => `${title} (${elapsed(started)})`,
     failText: title,
   })
