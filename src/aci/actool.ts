@@ -1,6 +1,6 @@
 // `actool validate`, the appc reference validator, when it is installed.
 import { UserError } from '../util/errors.js'
-import { CommandError, findOnPath, run } from '../util/exec.js'
+import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 
 /** Validates an image; resolves false when actool is not installed, throws when it rejects the image. */
 export async function validateWithActool(image: string, signal?: AbortSignal): Promise<boolean> {
@@ -11,6 +11,6 @@ export async function validateWithActool(image: string, signal?: AbortSignal): P
     return true
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
-    throw new UserError(`actool validate rejected the image: ${error.stderr.trim().split('\n').join(' ')}`)
+    throw new UserError(`actool validate rejected the image: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
   }
 }

@@ -1,7 +1,7 @@
 // Detached, ASCII-armoured signatures as rkt verifies them (`rkt trust` + `<image>.aci.asc`),
 // made by the user's own gpg. Passphrases stay with gpg-agent and pinentry: none is ever passed here.
 import { UserError } from '../util/errors.js'
-import { CommandError, findOnPath, run } from '../util/exec.js'
+import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 
 export async function signImage(
   image: string,
@@ -26,11 +26,7 @@ export async function signImage(
     await run(gpg, args, { signal })
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
-    const reason = error.stderr
-      .split('\n')
-      .map((line) => line.replace(/^gpg: /, '').trim())
-      .filter(Boolean)
-      .at(-1)
+    const reason = errorLine(error.stderr, 'gpg: ')
     throw new UserError(`gpg could not sign the image${key ? ` with key ${key}` : ''}: ${reason ?? 'unknown error'}`)
   }
 }

@@ -10,6 +10,7 @@ import { imageIdOf } from '../aci/read.js'
 import type { AppPlan, ImagePlan, SkeletonEntry } from '../plan/plan.js'
 import { killOnAbort, withCleanup } from '../util/cancel.js'
 import { UserError } from '../util/errors.js'
+import { errorLine } from '../util/exec.js'
 import type { EngineOptions, EngineResult } from './engine.js'
 
 export async function writeWithAcbuild(
@@ -27,7 +28,7 @@ export async function writeWithAcbuild(
     const result = await $acbuild`acbuild --work-path ${workPath} --no-history ${args}`
     signal.throwIfAborted()
     if (result.exitCode !== 0) {
-      const message = result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`
+      const message = errorLine(result.stderr) ?? `exit ${result.exitCode}`
       throw new UserError(`acbuild ${args[0]} failed: ${message}`)
     }
   }

@@ -10,17 +10,21 @@ export class CommandError extends Error {
     readonly exitCode: number | null,
     readonly stderr: string,
   ) {
-    super(`${command} failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${lastMeaningfulLine(stderr)}`)
+    super(`${command} failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${errorLine(stderr) ?? 'no output'}`)
     this.name = 'CommandError'
   }
 }
 
-function lastMeaningfulLine(text: string): string {
-  const lines = text
+/**
+ * The one line a program's error output comes down to: its first `error:` line (as Nix prints
+ * them), else its last line; trimmed, without `prefix`, the tag the program puts on its lines (`gpg: `).
+ */
+export function errorLine(output: string, prefix = ''): string | undefined {
+  const lines = output
     .split('\n')
-    .map((line) => line.trim())
+    .map((line) => (line.startsWith(prefix) ? line.slice(prefix.length) : line).trim())
     .filter(Boolean)
-  return lines.find((line) => line.startsWith('error:')) ?? lines.at(-1) ?? 'no output'
+  return lines.find((line) => line.startsWith('error:')) ?? lines.at(-1)
 }
 
 /**
