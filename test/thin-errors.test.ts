@@ -1,6 +1,6 @@
 // Bad input: one clear line on stderr, a non-zero exit, and the output directory as it was.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -8,7 +8,9 @@ import {
   fixtureEnv,
   makeTempDir,
   pathWithout,
+  onPath,
   runCli,
+  runCliOnTerminal,
   snapshotDir,
   writeShellPackage,
   type CliRun,
@@ -50,19 +52,6 @@ describe('bad input to nix2aci thin', () => {
     })
     expect(run.status).toBe(1)
     expect(run.stderr).toMatch(/invalid image name 'My_App': ACIdentifier must contain only lower case/)
-  })
-
-  it("shows Nix's own message when a package fails to build", () => {
-    const dir = makeTempDir()
-    try {
-      const broken = writeShellPackage(dir.path, 'broken', 'broken-1.0', 'echo compiling; exit 3')
-      expectCleanFailure(
-        thin('app', 'x', 'broken', '-f', broken),
-        /builder for '.*broken-1\.0\.drv' failed with exit code 3/,
-      )
-    } finally {
-      dir.remove()
-    }
   })
 
   it('says when Nix is not installed', () => {
@@ -133,6 +122,94 @@ describe('bad input to nix2aci thin', () => {
       const run = runCli(args, { bin: 'buildThinACI' })
       expect(run.status).toBe(1)
       expect(run.stderr.trim()).toBe('Usage: buildThinACI name binary-name package1 [package2 ...]')
+    }
+  })
+})
+
+describe("Nix's own errors, as nix-build shows them", () => {
+  const scratch = makeTempDir()
+  afterAll(() => scratch.remove())
+  /** A package file whose builder runs `script`; `tag` makes it a derivation Nix has not built yet. */
+  const shellPackage = (attr: string, name: string, script: string, tag = `${process.pid}-${Date.now()}`) =>
+    writeShellPackage(scratch.path, attr, name, `# ${tag}\n${script}`)
+
+  /** The first line is the one-line error; Nix's own account follows it, indented. */
+  function expectNixFailure(run: CliRun, headline: RegExp): string[] {
+    expect(run.status).toBe(1)
+    const [first, ...details] = run.stderr.trimEnd().split('\n')
+    expect(first).toMatch(headline)
+    for (const line of details) expect(line).toMatch(/^  /)
+    expect(snapshotDir(out.path)).toEqual(before)
+    return details
+  }
+
+  it("shows the builder's last log lines and how to read the whole log", () => {
+    const broken = shellPackage('broken', 'broken-1.0', 'for i in $(seq 1 12); do echo "compiling $i"; done; exit 3')
+    const details = expectNixFailure(
+      thin('app', 'x', 'broken', '-f', broken),
+      /^nix2aci: nix-env failed to build broken-1\.0: builder for '\/nix\/store\/[^']*-broken-1\.0\.drv' failed with exit code 3$/,
+    )
+    expect(details.slice(0, 3)).toEqual(['  last 10 log lines:', '  > compiling 3', '  > compiling 4'])
+    expect(details).toContain('  > compiling 12')
+    const fullLog = details.at(-1)!.match(/^  For full logs, run '(nix-store -l \/nix\/store\/\S+\.drv)'\.$/)
+    expect(fullLog).not.toBeNull()
+    const log = execFileSync('sh', ['-c', fullLog![1]!], { encoding: 'utf8' })
+    expect(log).toMatch(/^compiling 1\n[^]*compiling 12\n$/)
+  })
+
+  it('shows an evaluation error with its position and the source excerpt', () => {
+    const file = join(scratch.path, 'undefined.nix')
+    writeFileSync(file, '{ app = x; }\n')
+    const details = expectNixFailure(
+      thin('app', 'x', 'app', '-f', file),
+      /^nix2aci: nix-env failed to install the packages: undefined variable 'x'$/,
+    )
+    expect(details[0]).toBe(`  at ${file}:1:9:`)
+    expect(details.slice(1, 3).map((line) => line.trim())).toEqual(['1| { app = x; }', '|         ^'])
+  })
+
+  it("streams Nix's output, the builder's included, under --verbose", () => {
+    const broken = shellPackage('loud', 'loud-1.0', 'echo "compiling the first part"; echo "cc: fatal" >&2; exit 2')
+    const run = runCli(['thin', 'app', 'x', 'loud', '-f', broken, '--out-dir', out.path, '--verbose'])
+    expect(run.status).toBe(1)
+    const lines = run.stderr.split('\n')
+    const headline = lines.findIndex((line) => line.startsWith('nix2aci: '))
+    expect(lines[headline]).toMatch(/^nix2aci: nix-env failed to build loud-1\.0: builder for .* exit code 2$/)
+    // The log came as Nix printed it, before the error.
+    expect(lines.slice(0, headline)).toEqual(expect.arrayContaining(['compiling the first part', 'cc: fatal']))
+    expect(lines.slice(0, headline).some((line) => /^building '\/nix\/store\/.*-loud-1\.0\.drv'/.test(line))).toBe(true)
+    expect(snapshotDir(out.path)).toEqual(before)
+  })
+
+  const slowPackage = () =>
+    shellPackage(
+      'slow',
+      'slow-1.0',
+      'sleep 1; mkdir -p $out/bin; printf "#!/bin/sh\\n" > $out/bin/slow; chmod +x $out/bin/slow',
+    )
+
+  it('says which derivation it is building, in plain progress lines', () => {
+    const dir = makeTempDir()
+    try {
+      const run = runCli(['thin', 'slow', 'slow', 'slow', '-f', slowPackage(), '--out-dir', dir.path])
+      expect(run.status).toBe(0)
+      expect(run.stderr).toMatch(/^- Installing slow into the image profile\.\.\.\n  building slow-1\.0\.drv\n/)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it.skipIf(!onPath('script'))('says which derivation it is building, beside the spinner', () => {
+    const dir = makeTempDir()
+    try {
+      const run = runCliOnTerminal(['thin', 'slow', 'slow', 'slow', '-f', slowPackage(), '--out-dir', dir.path], {
+        columns: 120,
+      })
+      expect(run.status).toBe(0)
+      const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      expect(screen).toMatch(/Installing slow into the image profile \(building slow-1\.0\.drv\)/)
+    } finally {
+      dir.remove()
     }
   })
 })

@@ -18,7 +18,12 @@ const globalOptions = {
   },
   json: { type: 'boolean', default: false, describe: 'print the result as one JSON object on stdout' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors' },
-  verbose: { alias: 'v', type: 'boolean', default: false, describe: 'print details of failures' },
+  verbose: {
+    alias: 'v',
+    type: 'boolean',
+    default: false,
+    describe: "show Nix's output as it comes, and details of failures",
+  },
 } as const
 
 export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
@@ -64,6 +69,7 @@ export async function main(args: string[], scriptName = 'nix2aci', legacyUsage?:
     if (signal.aborted) return
     if (error instanceof UserError) {
       process.stderr.write(error instanceof UsageError ? `${error.message}\n` : `${scriptName}: ${error.message}\n`)
+      for (const line of error.details) process.stderr.write(`  ${line}\n`)
       process.exitCode = error.exitCode
     } else {
       process.stderr.write(`${scriptName}: unexpected failure: ${messageOf(error)}\n`)

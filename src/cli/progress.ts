@@ -4,18 +4,31 @@ import type { Progress } from '../pipeline/build-image.js'
 
 export type ProgressStyle = 'spinner' | 'lines' | 'silent'
 
-export function progressStyle(options: { quiet: boolean }): ProgressStyle {
+export function progressStyle(options: { quiet: boolean; verbose?: boolean }): ProgressStyle {
   if (options.quiet) return 'silent'
+  // Under --verbose the tools' own output streams to stderr, where a spinner would redraw over it.
+  if (options.verbose) return 'lines'
   // A terminal that reports no width (some pseudo-terminals) cannot redraw a spinner line.
   const terminal = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0
   return terminal && !process.env.CI ? 'spinner' : 'lines'
 }
 
-/** `label` prefixes each line, for builds that run side by side (where spinners would collide). */
-export function createProgress(style: ProgressStyle, label?: string): Progress {
-  if (style === 'silent') return { step: (_title, work) => work() }
-  if (style === 'lines' || label !== undefined) return { step: (title, work) => lineStep(title, work, label) }
-  return { step: spinnerStep }
+/**
+ * `label` prefixes each line, for builds that run side by side (where spinners would collide);
+ * `verbose` passes the tools' own output through.
+ */
+export function createProgress(style: ProgressStyle, label?: string, options: { verbose?: boolean } = {}): Progress {
+  if (style === 'silent') return { step: (_title, work) => work(), update: () => {} }
+  const prefix = label ? `[${label}] ` : ''
+  const output = options.verbose ? (line: string) => void process.stderr.write(`${prefix}${line}\n`) : undefined
+  if (style === 'lines' || label !== undefined) {
+    return {
+      step: (title, work) => lineStep(title, work, label),
+      update: (detail) => void process.stderr.write(`${prefix}  ${detail}\n`),
+      output,
+    }
+  }
+  return spinnerProgress()
 }
 
 function elapsed(since: number): string {
@@ -32,20 +45,45 @@ async function lineStep<T>(title: string, work: () => Promise<T>, label?: string
   return result
 }
 
-async function spinnerStep<T>(title: string, work: () => Promise<T>): Promise<T> {
-  const started = performance.now()
-  // The work starts first; ora, loaded only where a spinner is drawn, loads while it runs.
-  const working = work()
-  working.catch(() => undefined) // handed to ora below; a failure before ora has loaded is not unhandled
-  const ora = await import('ora').catch(() => undefined)
-  // Without ora the step must still wait for its work: a cleanup must never race a running nix-env.
-  if (!ora) return lineStep(title, () => working)
-  return ora.oraPromise(working, {
-    text: title,
-    stream: process.stderr,
-    // ora would put the terminal in raw mode, where Ctrl-C is a keypress instead of SIGINT.
-    discardStdin: false,
-    successText: () => `${title} (${elapsed(started)})`,
-    failText: title,
-  })
+/** One spinner per step; an update redraws the running one's text, or waits for it to start. */
+function spinnerProgress(): Progress {
+  let detail: string | undefined
+  let redraw = () => {}
+  const spinnerStep = async <T>(title: string, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now()
+    detail = undefined
+    const text = () => (detail === undefined ? title : `${title} (${detail})`)
+    // The work starts first; ora, loaded only where a spinner is drawn, loads while it runs.
+    const working = work()
+    working.catch(() => undefined) // handed to ora below; a failure before ora has loaded is not unhandled
+    const ora = await import('ora').catch(() => undefined)
+    // Without ora the step must still wait for its work: a cleanup must never race a running nix-env.
+    if (!ora) return lineStep(title, () => working)
+    try {
+      return await ora.oraPromise(
+        (spinner) => {
+          redraw = () => void (spinner.text = text())
+          redraw()
+          return working
+        },
+        {
+          text: text(),
+          stream: process.stderr,
+          // ora would put the terminal in raw mode, where Ctrl-C is a keypress instead of SIGINT.
+          discardStdin: false,
+          successText: () => `${title} (${elapsed(started)})`,
+          failText: title,
+        },
+      )
+    } finally {
+      redraw = () => {}
+    }
+  }
+  return {
+    step: spinnerStep,
+    update: (next) => {
+      detail = next
+      redraw()
+    },
+  }
 }

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs'
 import { readdir, rename, rm, stat, symlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { UserError } from '../util/errors.js'
-import { CommandError, findOnPath, run } from '../util/exec.js'
+import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 import {
   closeMatches,
   isStorePath,
@@ -18,13 +18,36 @@ export function requireNix(): void {
     throw new UserError('Nix is not installed (nix-env is not on PATH); install it with: sudo apt-get install nix-bin')
 }
 
-/** Nix's own error, as one line: the first `error:` line of what it printed. */
+/**
+ * Nix's own error as nix-build shows it: its first `error:` line as the message, then what Nix
+ * printed under it (a builder's last log lines, an evaluation error's position and source excerpt).
+ */
 function nixError(what: string, error: unknown): UserError {
   if (!(error instanceof CommandError)) throw error
-  const lines = error.stderr.split('\n').map((line) => line.trim())
-  const first = lines.findIndex((line) => line.startsWith('error:'))
-  const message = first >= 0 ? lines.slice(first).filter(Boolean).slice(0, 2).join(' ') : lines.filter(Boolean).at(-1)
-  return new UserError(`${what}: ${message ?? 'nix exited with ' + error.exitCode}`)
+  const headline = errorLine(error.stderr)
+  if (!headline?.startsWith('error:'))
+    return new UserError(`${what}: ${headline ?? `nix exited with ${error.exitCode}`}`)
+  const message = headline.replace(/^error:\s*/, '').replace(/;$/, '')
+  const failedBuild = /^builder for '([^']+)' failed/.exec(message)
+  const lines = error.stderr.split('\n')
+  const details = lines
+    .slice(lines.findIndex((line) => line.trim() === headline) + 1)
+    .filter((line) => line.trim() !== '')
+    // Nix indents what belongs to an error under its `error: ` prefix.
+    .map((line) => line.replace(/^ {1,7}/, '').replace(NIX_LOG_HINT, "For full logs, run 'nix-store -l $1'."))
+  return new UserError(
+    `${failedBuild ? `nix-env failed to build ${derivationFile(failedBuild[1]!).replace(/\.drv$/, '')}` : what}: ${message}`,
+    1,
+    details,
+  )
+}
+
+// `nix log` needs the experimental nix-command feature; `nix-store -l` reads the same log everywhere.
+const NIX_LOG_HINT = /For full logs, run 'nix log ([^']+)'\./
+
+/** `hello-2.12.drv` for `/nix/store/<hash>-hello-2.12.drv`. */
+function derivationFile(drvPath: string): string {
+  return basename(drvPath).replace(/^[^-]*-/, '')
 }
 
 function expressionArgs(expression: string | undefined): string[] {
@@ -42,6 +65,14 @@ async function listAvailable(expression: string | undefined, signal: AbortSignal
 
 const MISSING_ATTRIBUTE = /attribute '[^']*' in selection path '([^']*)' not found/
 
+/** What a caller sees of nix-env while it works. */
+export interface NixWatch {
+  /** nix-env started building a derivation, named by its file: `hello-2.12.drv`. */
+  building?(derivation: string): void
+  /** Every line Nix prints, builders' output included, as it comes (`--verbose`). */
+  output?(line: string): void
+}
+
 /**
  * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`), whose link then
  * leads to the new user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
@@ -53,22 +84,40 @@ export async function installProfile(
   packages: readonly string[],
   expression: string | undefined,
   signal: AbortSignal,
+  watch: NixWatch = {},
 ): Promise<void> {
   const storePaths = packages.filter(isStorePath)
   const selectors = packages.filter((p) => !isStorePath(p))
   const missing = storePaths.find((path) => !existsSync(path))
   if (missing) throw new UserError(`no such store path: ${missing}`)
+  const nixEnv = nixEnvRunner(watch, signal)
   // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
-  if (selectors.length > 0) await installSelectors(profile, selectors, expression, signal)
+  if (selectors.length > 0) await installSelectors(nixEnv, profile, selectors, expression, signal)
   if (storePaths.length > 0) {
     const replace = selectors.length > 0 ? [] : ['--remove-all']
-    await run('nix-env', ['-p', profile, '-i', ...replace, ...storePaths], { signal }).catch((error) => {
+    await nixEnv(['-p', profile, '-i', ...replace, ...storePaths]).catch((error) => {
       throw nixError('nix-env failed to install the store paths', error)
     })
   }
 }
 
+type NixEnv = (args: readonly string[]) => Promise<unknown>
+
+/**
+ * nix-env as the watcher wants it. Unwatched builders' output is left out (`-Q`): Nix then puts a
+ * failed builder's last log lines into its error, as nix-build shows them, and keeps no log in memory.
+ */
+function nixEnvRunner(watch: NixWatch, signal: AbortSignal): NixEnv {
+  const onStderrLine = (line: string) => {
+    watch.output?.(line)
+    const building = /^building '([^']+\.drv)'/.exec(line)
+    if (building) watch.building?.(derivationFile(building[1]!))
+  }
+  return (args) => run('nix-env', [...(watch.output ? [] : ['-Q']), ...args], { signal, onStderrLine })
+}
+
 async function installSelectors(
+  nixEnv: NixEnv,
   profile: string,
   selectors: readonly string[],
   expression: string | undefined,
@@ -76,7 +125,7 @@ async function installSelectors(
 ) {
   if (selectors.every(looksLikeAttrPath)) {
     try {
-      await installAttrs(profile, selectors, expression, signal)
+      await installAttrs(nixEnv, profile, selectors, expression)
       return
     } catch (error) {
       const missingAttribute = error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)
@@ -84,18 +133,13 @@ async function installSelectors(
     }
   }
   const attrPaths = await resolveSelectors(selectors, expression, signal)
-  await installAttrs(profile, attrPaths, expression, signal).catch((error) => {
+  await installAttrs(nixEnv, profile, attrPaths, expression).catch((error) => {
     throw nixError('nix-env failed to install the packages', error)
   })
 }
 
-function installAttrs(
-  profile: string,
-  attrPaths: readonly string[],
-  expression: string | undefined,
-  signal: AbortSignal,
-) {
-  return run('nix-env', [...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths], { signal })
+function installAttrs(nixEnv: NixEnv, profile: string, attrPaths: readonly string[], expression: string | undefined) {
+  return nixEnv([...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths])
 }
 
 async function resolveSelectors(

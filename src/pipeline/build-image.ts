@@ -68,6 +68,10 @@ export interface BuildResult {
 /** How a build shows what it is doing; the CLI picks a spinner, plain lines or silence. */
 export interface Progress {
   step<T>(title: string, work: () => Promise<T>): Promise<T>
+  /** What the running step is at now, shown beside its title: `building hello-2.12.drv`. */
+  update(detail: string): void
+  /** Under --verbose, where the tools' own output goes as it comes, line by line. */
+  output?: (line: string) => void
 }
 
 /** `example.com/etcd` is a valid image name but not a file name. */
@@ -108,7 +112,10 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
   return withCleanup(cleanup, async () => {
     const expression = defaultExpression(request.file, process.env.NIX_PATH)
     const installing = progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
-      installProfile(profile, request.instantiated ?? request.packages, expression, signal),
+      installProfile(profile, request.instantiated ?? request.packages, expression, signal, {
+        building: (derivation) => progress.update(`building ${derivation}`),
+        output: progress.output,
+      }),
     )
     // nix-env is running now: load the engine's modules meanwhile instead of after it.
     const writerLoading = loadEngine(engine)

@@ -28,14 +28,15 @@ export function errorLine(output: string, prefix = ''): string | undefined {
 }
 
 /**
- * Runs a program (no shell) and collects its output. Plain execFile rather than zx here:
- * the Nix layer is on every build's hot path and start-up time counts. Once `signal` aborts, the
- * program is stopped and the promise rejects with the signal's reason, after the program has exited.
+ * Runs a program (no shell) and collects its output; `onStderrLine` also sees each line of its
+ * stderr as it comes. Plain execFile rather than zx here: the Nix layer is on every build's hot
+ * path and start-up time counts. Once `signal` aborts, the program is stopped and the promise
+ * rejects with the signal's reason, after the program has exited.
  */
 export function run(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {},
+  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; onStderrLine?: (line: string) => void } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const { signal } = options
   return new Promise((resolve, reject) => {
@@ -58,6 +59,19 @@ export function run(
       },
     )
     killOnAbort(child, signal)
+    if (options.onStderrLine && child.stderr) forEachLine(child.stderr, options.onStderrLine)
+  })
+}
+
+function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let partial = ''
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop()!
+    for (const line of lines) onLine(line)
+  })
+  stream.on('end', () => {
+    if (partial) onLine(partial)
   })
 }
 

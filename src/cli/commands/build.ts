@@ -21,8 +21,12 @@ export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArg
         throw new UserError(`cannot read the spec file ${argv.config}`)
       })
       const entries = parseSpec(text, argv.config, { outDir: argv.outDir, ...(argv.file ? { file: argv.file } : {}) })
-      const style = progressStyle({ quiet: argv.quiet || argv.json })
-      const outcomes = await buildMany(entries, (name) => createProgress(style, name), signal)
+      const style = progressStyle({ quiet: argv.quiet || argv.json, verbose: argv.verbose })
+      const outcomes = await buildMany(
+        entries,
+        (name) => createProgress(style, name, { verbose: argv.verbose }),
+        signal,
+      )
       const failed = outcomes.filter((outcome) => !outcome.ok).length
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ images: outcomes, built: outcomes.length - failed, failed })}\n`)

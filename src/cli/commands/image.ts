@@ -96,7 +96,9 @@ export function addImageCommand(cli: GlobalArgs, kind: ImageKind, signal: AbortS
           app,
           ...(argv.sign ? { sign: argv.key ? { key: argv.key } : {} } : {}),
         },
-        createProgress(progressStyle({ quiet: argv.quiet || argv.json })),
+        createProgress(progressStyle({ quiet: argv.quiet || argv.json, verbose: argv.verbose }), undefined, {
+          verbose: argv.verbose,
+        }),
         signal,
       )
       process.stdout.write(argv.json ? `${JSON.stringify(result)}\n` : argv.quiet ? '' : `${describeBuild(result)}\n`)
