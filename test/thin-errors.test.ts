@@ -1,6 +1,6 @@
 // Bad input: one clear line on stderr, a non-zero exit, and the output directory as it was.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -8,6 +8,7 @@ import {
   fixtureEnv,
   makeTempDir,
   pathWithout,
+  repoRoot,
   onPath,
   runCli,
   runCliOnTerminal,
@@ -212,4 +213,33 @@ describe("Nix's own errors, as nix-build shows them", () => {
       dir.remove()
     }
   })
+
+  // Switching to another user (nobody) takes root.
+  it.skipIf(process.getuid?.() !== 0 || !onPath('setpriv'))(
+    'tells a user who is not root to use root or the nix-daemon',
+    () => {
+      const home = makeTempDir()
+      try {
+        chownSync(home.path, 65534, 65534)
+        const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]
+        const cli = [join(repoRoot, 'dist/bin/nix2aci.js'), 'thin', 'app', 'hello', 'hello', '--quiet']
+        const result = spawnSync('setpriv', [...asNobody, ...cli, '--out-dir', join(home.path, 'ACIs')], {
+          cwd: home.path,
+          env: fixtureEnv({ HOME: home.path, XDG_CACHE_HOME: join(home.path, '.cache') }),
+          encoding: 'utf8',
+          timeout: 60_000,
+        })
+        expect(result.status).toBe(1)
+        const [first, ...details] = result.stderr.trimEnd().split('\n')
+        expect(first).toMatch(
+          /^nix2aci: Nix's store here is root's and no nix-daemon serves uid 65534: run nix2aci as root \(sudo\), or use the nix-daemon/,
+        )
+        expect(details).toEqual([expect.stringMatching(/^  Nix said: .*\/nix\/var\/nix\/.*Permission denied$/)])
+        // Nix makes ~/.nix-defexpr itself; nix2aci leaves no out-dir behind.
+        expect(existsSync(join(home.path, 'ACIs'))).toBe(false)
+      } finally {
+        home.remove()
+      }
+    },
+  )
 })

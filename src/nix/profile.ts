@@ -25,6 +25,7 @@ export function requireNix(): void {
 function nixError(what: string, error: unknown): UserError {
   if (!(error instanceof CommandError)) throw error
   const headline = errorLine(error.stderr)
+  if (headline && PERMISSION_DENIED.test(headline) && process.getuid?.() !== 0) return notRootError(headline)
   if (!headline?.startsWith('error:'))
     return new UserError(`${what}: ${headline ?? `nix exited with ${error.exitCode}`}`)
   const message = headline.replace(/^error:\s*/, '').replace(/;$/, '')
@@ -44,6 +45,19 @@ function nixError(what: string, error: unknown): UserError {
 
 // `nix log` needs the experimental nix-command feature; `nix-store -l` reads the same log everywhere.
 const NIX_LOG_HINT = /For full logs, run 'nix log ([^']+)'\./
+
+/** Nix's state directory (its database, locks, daemon socket) refused this user. */
+const PERMISSION_DENIED = /\/nix\/var\/nix\b.*(Permission denied|Operation not permitted)/
+
+/** Single-user Nix (local mode) is root's; another user needs root or the nix-daemon. */
+function notRootError(nixSaid: string): UserError {
+  return new UserError(
+    `Nix's store here is root's and no nix-daemon serves uid ${process.getuid?.()}: run nix2aci as root (sudo), ` +
+      'or use the nix-daemon (start it: sudo systemctl start nix-daemon.socket; join its group: sudo adduser $USER nix-users)',
+    1,
+    [`Nix said: ${nixSaid.replace(/^error:\s*/, '')}`],
+  )
+}
 
 /** `hello-2.12.drv` for `/nix/store/<hash>-hello-2.12.drv`. */
 function derivationFile(drvPath: string): string {
