@@ -1,6 +1,7 @@
 // The start-up cache (src/launcher/launch.ts): written by the first real run, used as it is by the
 // next ones, and never a reason for a run to fail, whether missing, corrupt or unwritable.
 import { chownSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import * as nodeModule from 'node:module'
 import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, onPath, runCli, runCliOnTerminal } from './helpers/cli.js'
@@ -32,10 +33,14 @@ function cacheAfterABuild(): string {
 }
 
 describe('compile cache', () => {
-  it('is not written by --help, --version or a failed run', () => {
+  it('is not written by help, --version, a completion or a failed run', () => {
     rmSync(cacheDir, { recursive: true, force: true })
     expect(runCli(['--help'], { env }).status).toBe(0)
+    expect(runCli(['thin', '-h'], { env }).status).toBe(0)
+    expect(runCli(['help', 'fat'], { env }).status).toBe(0)
     expect(runCli(['thin', '--version'], { env }).status).toBe(0)
+    expect(runCli(['completion'], { env }).status).toBe(0)
+    expect(runCli(['--get-yargs-completions', 'nix2aci', 'th'], { env }).status).toBe(0)
     expect(runCli(['thin', 'Not A Name', 'hello', 'hello'], { env }).status).toBe(1)
     expect(cacheFiles()).toEqual([])
   })
@@ -104,5 +109,37 @@ describe('compile cache', () => {
     const run = runCli(['--json', ...build], { env: fixtureEnv({ XDG_CACHE_HOME: notADirectory }) })
     expect(run.stderr).toBe('')
     expect(run.status).toBe(0)
+  })
+
+  // Node 22.1 and later cache compiled modules themselves; this Node may not have that.
+  const nodeHasCompileCache = typeof (nodeModule as { enableCompileCache?: unknown }).enableCompileCache === 'function'
+
+  it('is left to Node where Node has module.enableCompileCache', () => {
+    // On a Node without it, a stand-in put there before the launcher loads (a spy: it only notes
+    // the call) shows the launcher picks Node's cache by the feature, not by a version number.
+    const scratch = makeTempDir()
+    try {
+      const calls = join(scratch.path, 'calls')
+      const spy = join(scratch.path, 'spy.cjs')
+      writeFileSync(
+        spy,
+        `require('node:module').enableCompileCache = (dir) => { require('node:fs').appendFileSync(${JSON.stringify(calls)}, dir + '\\n') }\n`,
+      )
+      rmSync(cacheDir, { recursive: true, force: true })
+      const result = buildJson(build, { env: { ...env, NODE_OPTIONS: `--require ${spy}` } })
+      expect(result.image).toBe(join(out.path, 'cached.aci'))
+      expect(readFileSync(calls, 'utf8')).toBe(`${cacheDir}\n`)
+      expect(cacheFiles().filter((file) => file.endsWith('.v8'))).toEqual([])
+    } finally {
+      scratch.remove()
+    }
+  })
+
+  it.skipIf(!nodeHasCompileCache)("writes Node's own cache, not the launcher's, on Node 22 and later", () => {
+    rmSync(cacheDir, { recursive: true, force: true })
+    buildJson(build, { env })
+    const files = cacheFiles()
+    expect(files.length).toBeGreaterThan(0)
+    expect(files.filter((file) => file.endsWith('.v8'))).toEqual([])
   })
 })

@@ -1,4 +1,5 @@
 // Pure rules for turning what the user typed into something `nix-env` installs.
+import { editDistance } from '../util/edit-distance.js'
 
 /** One package as `nix-env -qaP --json` lists it. */
 export interface AvailablePackage {
@@ -78,18 +79,6 @@ export function closeMatches(selector: string, available: readonly AvailablePack
     .sort((a, b) => a.score - b.score || a.label.localeCompare(b.label))
     .slice(0, 5)
     .map((s) => s.label)
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length]!
 }
 
 /** Parses `nix-env -qaP --json` output. */

@@ -53,9 +53,15 @@ const manifestOptions = {
   'post-stop': { type: 'string', describe: 'command to run after the app stops' },
 } as const
 
-export function addImageCommand(cli: GlobalArgs, kind: ImageKind, signal: AbortSignal): GlobalArgs {
+/** `command` is the command's name: `thin` or `fat` in nix2aci, `$0` (the default) in the legacy scripts. */
+export function addImageCommand(
+  cli: GlobalArgs,
+  kind: ImageKind,
+  signal: AbortSignal,
+  command: string = kind,
+): GlobalArgs {
   return cli.command(
-    `${kind} <name> <binary> <packages..>`,
+    `${command} <name> <binary> <packages..>`,
     kind === 'thin'
       ? 'Build a thin ACI: the closure is mounted read-only from the host Nix store'
       : 'Build a fat ACI: the whole closure inside the image',
