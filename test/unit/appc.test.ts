@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { acIdentifierProblem, appcArch, toAcName } from '../../src/plan/appc.js'
-import { APPC_VALID_AC_NAME } from '../harness/run-aci.js'
+import { APPC_VALID_AC_NAME } from '../helpers/ac-name.js'
 
 describe('appc naming rules', () => {
   it('accepts the image names of the original README', () => {

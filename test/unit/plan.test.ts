@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { parseAppOptions } from '../../src/plan/app-options.js'
 import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
 import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.js'
-import { APPC_VALID_AC_NAME } from '../harness/run-aci.js'
+import { APPC_VALID_AC_NAME } from '../helpers/ac-name.js'
 
 const env = '/nix/store/aaaa-user-environment'
 const facts: NixFacts = {
