@@ -1,6 +1,7 @@
 // The two engines, each on its own, and against each other: for one plan, acbuild and the native
 // writer must produce JSON-equal manifests and the same rootfs entries.
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   actoolValidate,
@@ -72,6 +73,28 @@ describe.skipIf(!acbuildInstalled)('acbuild engine against the native engine', (
     })
   }
 
+  it('agrees on every manifest option, with names given twice and acbuild defaults restated', () => {
+    // acbuild puts a label, port, mount or isolator added again last, and an environment variable or
+    // annotation in place: the engine adds each name once, so both follow the plan.
+    const options = [
+      ...['--label', 'b=1', '--label', 'a=2', '--label', 'b=3', '--label', 'os=linux'],
+      ...['--env', 'B=1', '--env', 'A=2', '--env', 'B=3'],
+      ...['--port', 'p2:tcp:81', '--port', 'p1:udp:53:2:socket-activated', '--port', 'p2:tcp:82'],
+      ...['--isolator', 'resource/memory={"limit":"1G"}', '--isolator', 'resource/cpu={"limit":"1"}'],
+      ...['--isolator', 'resource/memory={"limit":"2G"}'],
+      ...['--annotation', 'y=1', '--annotation', 'x=2', '--annotation', 'y=3'],
+      ...['--mount', 'data:/data', '--mount', 'config:/etc/app:ro', '--volume', 'data=/tmp'],
+      ...['--user', '0', '--group', '0', '--supplementary-gid', '10', '--supplementary-gid', '0'],
+      ...['--working-dir', '/tmp', '--exec', 'sh -c "exit 0"', '--pre-start', 'true', '--post-stop', 'echo x'],
+      ...['--image-version', '1.0'],
+    ]
+    const args = ['every-option', 'sh', 'busybox', ...options]
+    const viaAcbuild = buildWith('acbuild', 'thin', ...args)
+    const viaNative = buildWith('native', 'thin', ...args)
+    expect(viaAcbuild.manifest).toEqual(viaNative.manifest)
+    expect(viaAcbuild.entries).toEqual(viaNative.entries)
+  })
+
   it('is what auto picks when acbuild is on PATH, unless the compression is one acbuild cannot write', () => {
     expect(buildJson(['thin', 'auto', 'hello', 'hello', '--out-dir', dirs.acbuild.path]).engine).toBe('acbuild')
     const xz = ['thin', 'auto-xz', 'hello', 'hello', '--out-dir', dirs.acbuild.path, '--compression', 'xz']
@@ -80,6 +103,22 @@ describe.skipIf(!acbuildInstalled)('acbuild engine against the native engine', (
     expect(forced.status).toBe(1)
     expect(forced.stderr.trim()).toBe(
       'nix2aci: --engine acbuild writes gzip images only; use --engine native for --compression xz',
+    )
+  })
+
+  it('is not what auto picks for a fat image, which acbuild cannot write reproducibly', () => {
+    const fat = ['fat', 'auto-fat', 'hello', 'hello', '--out-dir', dirs.acbuild.path]
+    const first = buildJson(fat)
+    expect(first.engine).toBe('native')
+    const bytes = readFileSync(first.image)
+    expect(readFileSync(buildJson(fat).image).equals(bytes)).toBe(true)
+  })
+
+  it('says, when asked to write a fat image, that it is not reproducible', () => {
+    const run = runCli(['fat', 'forced-fat', 'hello', 'hello', '--out-dir', dirs.acbuild.path, '--engine', 'acbuild'])
+    expect(run.status, run.stderr).toBe(0)
+    expect(run.stderr).toContain(
+      'Writing the fat image (acbuild engine; not reproducible: acbuild dates entries with the build time)',
     )
   })
 })

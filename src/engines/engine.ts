@@ -1,14 +1,17 @@
-// What every engine takes and gives: a plan in, an .aci file out.
+// The engine seam: every engine is one `WriteImage`, a plan in and an .aci file out.
 import type { Compression } from '../aci/compression.js'
+import type { ImagePlan } from '../plan/plan.js'
 
 export const ENGINES = ['auto', 'acbuild', 'native'] as const
 export type EngineChoice = (typeof ENGINES)[number]
 export const DEFAULT_ENGINE: EngineChoice = 'auto'
+/** An engine that writes images; `auto` resolves to one of these. */
+export type Engine = Exclude<EngineChoice, 'auto'>
 
-export interface EngineOptions {
+export interface WriteOptions {
   compression: Compression
-  /** Path of pigz, to compress a large image on every core. */
-  pigz?: string
+  /** A directory of the build's own, for an engine's scratch files; removed with the build. */
+  staging: string
   /** Aborts the write: its processes and streams stop, and the write rejects. */
   signal: AbortSignal
 }
@@ -17,3 +20,5 @@ export interface EngineResult {
   /** `sha512-` of the uncompressed tar, as rkt names images. */
   imageId: string
 }
+
+export type WriteImage = (plan: ImagePlan, output: string, options: WriteOptions) => Promise<EngineResult>

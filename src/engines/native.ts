@@ -1,5 +1,6 @@
-// The built-in engine: streams manifest, skeleton and (for fat images) the closure straight from
-// the store into the compressor and the output file, hashing the tar on the way for the image ID.
+// The built-in engine: packs manifest, skeleton and (for fat images) the closure straight from the
+// store into a tar, and hands its bytes to a sink (in memory, or streamed through the compressor)
+// that writes the output file and hashes the tar for the image ID.
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
@@ -7,41 +8,42 @@ import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { gzipSync } from 'node:zlib'
 import { pack as tarPack, type Header as TarHeader, type Pack } from 'tar-stream'
-import { GZIP_LEVEL, compressor } from '../aci/compression.js'
+import { GZIP_LEVEL, compressor, type Compression } from '../aci/compression.js'
 import { imageManifest } from '../plan/manifest.js'
 import type { ImagePlan } from '../plan/plan.js'
-import type { EngineOptions, EngineResult } from './engine.js'
+import { findOnPath } from '../util/exec.js'
+import type { WriteImage } from './engine.js'
 
 /** Entries the plan makes up get the Nix store's own fixed time, so rebuilds are byte-identical. */
 const FIXED_MTIME = new Date(1000)
 /** Files up to this size are read whole: cheaper than a stream each. */
 const SMALL_FILE = 1 << 20
 
-export async function writeNativeImage(plan: ImagePlan, output: string, options: EngineOptions): Promise<EngineResult> {
-  return plan.storePaths.length === 0 && options.compression === 'gzip'
-    ? writeInMemory(plan, output)
-    : writeStreaming(plan, output, options)
+export const writeImage: WriteImage = async (plan, output, { compression, signal }) => {
+  const pack = tarPack()
+  // A thin image is a few kilobytes: gathered in memory and written at once, it costs a third
+  // of what setting up the stream pipeline does.
+  const sink = plan.storePaths.length === 0 && compression === 'gzip' ? inMemory : streamed
+  const writing = sink(pack, output, compression, signal)
+  const packing = packImage(pack, plan).then(() => pack.finalize())
+  packing.catch((error: Error) => pack.destroy(error))
+  const [, tarHash] = await Promise.all([packing, writing])
+  return { imageId: `sha512-${tarHash}` }
 }
 
-/**
- * An image without store content (a thin image) is a few kilobytes: packed in memory and written
- * at once, it costs a third of what setting up the stream pipeline does.
- */
-async function writeInMemory(plan: ImagePlan, output: string): Promise<EngineResult> {
-  const pack = tarPack()
+/** Where the tar's bytes go; resolves to the tar's sha512 (hex) once the file is written. */
+type Sink = (tar: Pack, output: string, compression: Compression, signal: AbortSignal) => Promise<string>
+
+const inMemory: Sink = async (tar, output) => {
   const chunks: Buffer[] = []
-  pack.on('data', (chunk) => chunks.push(chunk as Buffer))
-  const ended = new Promise<void>((resolve, reject) => pack.on('end', () => resolve()).on('error', reject))
-  await packImage(pack, plan)
-  pack.finalize()
-  await ended
-  const tar = Buffer.concat(chunks)
-  await writeFile(output, gzipSync(tar, { level: GZIP_LEVEL }), { flag: 'wx' })
-  return { imageId: `sha512-${createHash('sha512').update(tar).digest('hex')}` }
+  tar.on('data', (chunk) => chunks.push(chunk as Buffer))
+  await new Promise<void>((resolve, reject) => tar.on('end', resolve).on('error', reject))
+  const bytes = Buffer.concat(chunks)
+  await writeFile(output, gzipSync(bytes, { level: GZIP_LEVEL }), { flag: 'wx' })
+  return createHash('sha512').update(bytes).digest('hex')
 }
 
-async function writeStreaming(plan: ImagePlan, output: string, options: EngineOptions): Promise<EngineResult> {
-  const pack = tarPack()
+const streamed: Sink = async (tar, output, compression, signal) => {
   const hash = createHash('sha512')
   const hashTap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -49,17 +51,12 @@ async function writeStreaming(plan: ImagePlan, output: string, options: EngineOp
       done(null, chunk)
     },
   })
-  const writing = pipeline(
-    pack,
-    hashTap,
-    compressor(options.compression, { pigz: options.pigz, signal: options.signal }),
-    createWriteStream(output, { flags: 'wx' }),
-    { signal: options.signal },
-  )
-  const packing = packImage(pack, plan).then(() => pack.finalize())
-  packing.catch((error: Error) => pack.destroy(error))
-  await Promise.all([packing, writing])
-  return { imageId: `sha512-${hash.digest('hex')}` }
+  // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
+  const pigz = compression === 'gzip' ? findOnPath('pigz') : undefined
+  await pipeline(tar, hashTap, compressor(compression, { pigz, signal }), createWriteStream(output, { flags: 'wx' }), {
+    signal,
+  })
+  return hash.digest('hex')
 }
 
 type Header = Partial<TarHeader> & Pick<TarHeader, 'name'>

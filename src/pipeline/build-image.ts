@@ -8,8 +8,8 @@ import { mountsFileOf, signatureFileOf } from '../aci/files.js'
 import { trustOptions } from '../aci/rkt.js'
 import type { Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
-import type { EngineChoice } from '../engines/engine.js'
-import { chooseEngine, loadEngine, type Engine } from '../engines/select.js'
+import type { Engine, EngineChoice } from '../engines/engine.js'
+import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
 import {
   closureOf,
   findExecutable,
@@ -85,7 +85,7 @@ export function imageFileBase(name: string): string {
  */
 export async function buildImage(request: BuildRequest, progress: Progress, signal: AbortSignal): Promise<BuildResult> {
   checkImageName(request.name)
-  const engine = chooseEngine(request.engine, request.compression)
+  const engine = chooseEngine(request.engine, request.compression, request.kind)
   requireNix()
   signal.throwIfAborted()
   const outDir = resolve(request.outDir)
@@ -154,7 +154,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       signature: join(staging, 'image.aci.asc'),
     }
     const writeImage = await writerLoading
-    const { imageId } = await progress.step(`Writing the ${request.kind} image (${engine} engine)`, () =>
+    const { imageId } = await progress.step(writingStepTitle(engine, request.kind), () =>
       writeImage(plan, staged.image, { compression: request.compression, staging, signal }).catch((error: unknown) => {
         throw outputError(outDir, error)
       }),
