@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench [-- --quick] [-- --only thin|fat]`: times nix2aci against baselines measured in the
 // same run on synthetic closures (fixtures/synthetic.nix) and prints the ratios against the targets.
+// acbuild is timed when it is on PATH (PATH=/opt/acbuild/bin:$PATH npm run bench), or named by
+// ACBUILD=/path/to/acbuild.
 //
 // Thin: the floor is what a thin build cannot avoid (nix-env -iA into a fresh profile, nix-store -qR,
 // an empty Node start); nix2aci thin should cost at most 1.5 floors and grow linearly in the closure.
+// With acbuild, its baseline is the floor plus the bare acbuild calls a thin build needs, from a plain
+// shell loop (begin, set-name, label add x2, mount add per path, set-exec, write, end), as the
+// original buildThinACI script made them; nix2aci thin --engine acbuild should cost at most 1.2 of it.
 // Fat: the baseline is `tar -cf - <closure> | gzip -6` of the same data; nix2aci fat --engine native
 // should cost at most 1.0 of it with plain gzip, 0.6 with pigz on 2 cores, and peak under 200 MB
 // whatever the closure size.
@@ -23,7 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { availableParallelism, constants as osConstants, tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { basename, delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
@@ -35,7 +40,15 @@ const gnuTime = '/usr/bin/time'
 const KiB = 1024
 const MiB = 1024 * KiB
 
-const TARGET = { thinRatio: 1.5, fatZlib: 1.0, fatPigz: 0.6, peakMB: 200, peakGrowth: 1.25, linearGrowth: 2 }
+const TARGET = {
+  thinRatio: 1.5,
+  thinAcbuild: 1.2,
+  fatZlib: 1.0,
+  fatPigz: 0.6,
+  peakMB: 200,
+  peakGrowth: 1.25,
+  linearGrowth: 2,
+}
 
 /** Sizes and repetitions (medians are taken); the fat closures share a path count so only bytes differ. */
 function plan(quick) {
@@ -54,7 +67,7 @@ function plan(quick) {
           { paths: 100, reps: 9 },
           { paths: 1000, reps: 5 },
           // Only for the linearity check: far enough from 1000 that a per-path cost stands out of the
-          // noise. No acbuild here: at about 15 s a build at 1000 paths, it would take many minutes.
+          // noise. No acbuild here: at about 12 s a build at 1000 paths, it would take many minutes.
           { paths: 3000, reps: 5, linearityOnly: true },
         ],
         fat: [fat('100 MiB', 800 * KiB, 3), fat('1 GiB', 8 * MiB, 2)],
@@ -180,8 +193,11 @@ async function buildClosure(paths, bytesPerPath) {
 
 // ---- measurements ---------------------------------------------------------------------------------
 
-/** The floor of a thin build: the Nix commands it cannot avoid, plus an empty Node start. */
-async function thinFloor(closure) {
+/**
+ * The floor of a thin build: the Nix commands it cannot avoid, plus an empty Node start. With
+ * `acbuild`, then the bare acbuild calls of a thin build over the closure nix-store printed.
+ */
+async function thinFloor(closure, acbuild) {
   const dir = freshDir()
   const profile = join(dir, 'profile')
   const steps = [
@@ -190,9 +206,36 @@ async function thinFloor(closure) {
     [node, '-e', '0'],
   ]
   let ms = 0
-  for (const step of steps) ms += (await run(step)).ms
+  let storePaths = []
+  for (const step of steps) {
+    const result = await run(step)
+    ms += result.ms
+    if (step[0] === 'nix-store') storePaths = result.stdout.trim().split('\n')
+  }
+  const acbuildMs = acbuild ? (await run(acbuildSequence(acbuild, dir, profile, storePaths))).ms : undefined
   rmSync(dir, { recursive: true })
-  return { ms }
+  return { ms, acbuildMs }
+}
+
+/** The appc spelling of this machine's architecture, as acbuild and nix2aci label images. */
+const appcArch = { x64: 'amd64', arm64: 'aarch64', ia32: 'i386' }[process.arch] ?? process.arch
+
+/** The acbuild calls a thin build needs, one after another from a plain shell loop. */
+function acbuildSequence(acbuild, dir, profile, storePaths) {
+  const script = `set -e
+acbuild=$1 work=$2 profile=$3 arch=$4; shift 4
+a() { "$acbuild" --work-path "$work" --no-history "$@"; }
+a begin
+a set-name synthetic
+a label add arch "$arch"
+a label add os linux
+i=0
+for path in "$@"; do i=$((i + 1)); a mount add "store-$i" "$path" --read-only; done
+a mount add resolv-conf /etc/resolv.conf --read-only
+a set-exec -- "$profile/bin/synthetic"
+a write "$work/image.aci"
+a end`
+  return ['bash', '-c', script, 'bash', acbuild, dir, profile, appcArch, ...storePaths]
 }
 
 /**
@@ -303,17 +346,28 @@ async function benchThin(sizes, tools) {
   const rows = []
   for (const [index, { paths, reps, linearityOnly = false }] of sizes.entries()) {
     const closure = await buildClosure(paths, 1 * KiB)
+    const timeAcbuild = tools.acbuild && !linearityOnly
     const variants = [
-      { name: 'floor', run: () => thinFloor(closure) },
+      { name: 'floor', run: () => thinFloor(closure, timeAcbuild && tools.acbuild) },
       { name: 'native', run: () => nix2aci('thin', 'native', closure) },
-      ...(tools.acbuild && !linearityOnly ? [{ name: 'acbuild', run: () => nix2aci('thin', 'acbuild', closure) }] : []),
+      ...(timeAcbuild ? [{ name: 'acbuild', run: () => nix2aci('thin', 'acbuild', closure) }] : []),
     ]
     // Unmeasured: the first nix-env of a size builds its user environment; the very first runs load
     // node, nix2aci and acbuild from disk.
     for (const variant of index === 0 ? variants : variants.slice(0, 1)) await variant.run()
     const samples = await interleaved(variants, reps, `thin ${paths} paths`)
     const ms = (name) => (samples[name] ? median(samples[name].map((sample) => sample.ms)) : undefined)
-    rows.push({ paths, reps, linearityOnly, floor: ms('floor'), native: ms('native'), acbuild: ms('acbuild') })
+    // The acbuild baseline of each repetition is its floor plus its acbuild calls.
+    const acbuildBase = timeAcbuild ? median(samples.floor.map((sample) => sample.ms + sample.acbuildMs)) : undefined
+    rows.push({
+      paths,
+      reps,
+      linearityOnly,
+      floor: ms('floor'),
+      native: ms('native'),
+      acbuild: ms('acbuild'),
+      acbuildBase,
+    })
   }
   return rows
 }
@@ -400,29 +454,50 @@ function reportThin(rows, tools) {
   console.log(
     `\nThin builds: median ms of ${rows.map((row) => row.reps).join('/')} interleaved runs; floor = nix-env -iA + nix-store -qR + node -e 0`,
   )
+  if (tools.acbuild)
+    console.log(
+      `  acbuild base = floor + the bare acbuild calls from a shell loop (begin, set-name, label add x2, mount add per path, set-exec, write, end)`,
+    )
   console.log(
     `  nix2aci runs with its compile cache, as every build after the first does (the first: about 20 ms more)`,
   )
   console.log(
     table(
-      ['paths', 'floor ms', 'native ms', 'native-floor', 'native/floor', 'acbuild ms', 'acbuild/floor'],
+      [
+        'paths',
+        'floor ms',
+        'native ms',
+        'native-floor',
+        'native/floor',
+        'acbuild base ms',
+        'acbuild ms',
+        'acbuild/base',
+      ],
       rows.map((row) => [
         row.paths,
         ms0(row.floor),
         ms0(row.native),
         ms0(row.native - row.floor),
         ratio(row.native / row.floor),
+        row.acbuildBase === undefined ? '-' : ms0(row.acbuildBase),
         !tools.acbuild ? 'not installed' : row.linearityOnly ? 'not timed' : ms0(row.acbuild),
-        row.acbuild === undefined ? '-' : ratio(row.acbuild / row.floor),
+        row.acbuild === undefined ? '-' : ratio(row.acbuild / row.acbuildBase),
       ]),
     ),
   )
   const targetRows = rows.filter((row) => !row.linearityOnly)
+  const sizes = targetRows.map((row) => row.paths).join('/')
   const ratios = targetRows.map((row) => row.native / row.floor)
   checks.push({
-    check: `thin native/floor <= ${TARGET.thinRatio} (${targetRows.map((row) => row.paths).join('/')} paths)`,
+    check: `thin native/floor <= ${TARGET.thinRatio} (${sizes} paths)`,
     measured: ratios.map(ratio).join(' / '),
     pass: ratios.every((value) => value <= TARGET.thinRatio),
+  })
+  const acbuildRatios = targetRows.map((row) => row.acbuild / row.acbuildBase)
+  checks.push({
+    check: `thin acbuild / (floor + bare acbuild calls) <= ${TARGET.thinAcbuild} (${sizes} paths)`,
+    measured: tools.acbuild ? acbuildRatios.map(ratio).join(' / ') : 'acbuild not installed',
+    pass: tools.acbuild ? acbuildRatios.every((value) => value <= TARGET.thinAcbuild) : undefined,
   })
 
   // Linear: nix2aci's own cost per path (above the floor, so Nix's share and machine drift, common to
@@ -560,10 +635,23 @@ function requirements(only) {
   if (missing.length > 0) throw new Error(`not installed: ${missing.join(', ')}`)
 }
 
+/**
+ * acbuild from ACBUILD, else from PATH. nix2aci finds acbuild on PATH, so ACBUILD's directory is put
+ * first on it.
+ */
+function acbuildToUse() {
+  if (!process.env.ACBUILD) return onPath('acbuild')
+  const named = resolve(process.env.ACBUILD)
+  if (basename(named) !== 'acbuild' || !isExecutable(named))
+    throw new Error(`ACBUILD=${process.env.ACBUILD}: not an executable named acbuild`)
+  process.env.PATH = `${dirname(named)}${delimiter}${process.env.PATH ?? ''}`
+  return named
+}
+
 async function main() {
   const { quick, only } = options()
   requirements(only)
-  const tools = { acbuild: onPath('acbuild'), pigz: onPath('pigz'), bwrap: onPath('bwrap'), actool: onPath('actool') }
+  const tools = { acbuild: acbuildToUse(), pigz: onPath('pigz'), bwrap: onPath('bwrap'), actool: onPath('actool') }
   const sizes = plan(quick)
   const started = performance.now()
   console.log(`nix2aci bench${quick ? ' (--quick)' : ''}: ${availableParallelism()} cores, node ${process.version}`)
