@@ -27,10 +27,16 @@ function slowPackage(attr: string, seconds: number): string {
 
 /**
  * Runs nix2aci with `args`, waits until `nixEnvs` of its own nix-env children are at work, and sends
- * `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process group. Returns
- * the exit code and the nix-envs' pids.
+ * `signal` to nix2aci alone or, as a terminal's Ctrl-C does, to its whole process group; with
+ * `repeat`, again every millisecond until nix2aci exits (a user who keeps pressing Ctrl-C, at every moment of the cleanup). Returns the
+ * exit code (null when a signal killed nix2aci) and the nix-envs' pids.
  */
-async function interruptCli(args: string[], signal: NodeJS.Signals, target: 'process' | 'group', nixEnvs = 1) {
+async function interruptCli(
+  args: string[],
+  signal: NodeJS.Signals,
+  target: 'process' | 'group',
+  { nixEnvs = 1, repeat = false } = {},
+) {
   const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), ...args], {
     env: fixtureEnv(),
     detached: target === 'group',
@@ -46,8 +52,12 @@ async function interruptCli(args: string[], signal: NodeJS.Signals, target: 'pro
     const pids = nixEnvChildrenOf(child.pid!)
     return pids.length >= nixEnvs ? pids : undefined
   })
-  if (target === 'group') process.kill(-child.pid!, signal)
-  else child.kill(signal)
+  const send = () => (target === 'group' ? process.kill(-child.pid!, signal) : child.kill(signal))
+  send()
+  if (repeat) {
+    const again = setInterval(() => exitedEarly === undefined && send(), 1)
+    void exited.finally(() => clearInterval(again))
+  }
   return { exitCode: await exited, nixEnvs: running }
 }
 
@@ -57,11 +67,19 @@ async function interruptBuild(
   seconds: number,
   signal: NodeJS.Signals,
   target: 'process' | 'group',
-  out = join(dir.path, `out-${name}`),
+  { out = join(dir.path, `out-${name}`), repeat = false } = {},
 ) {
   const args = ['thin', name, 'x', name, '-f', slowPackage(name, seconds), '--out-dir', out]
-  const { exitCode, nixEnvs } = await interruptCli(args, signal, target)
+  const { exitCode, nixEnvs } = await interruptCli(args, signal, target, { repeat })
   return { exitCode, out, nixEnv: nixEnvs[0]! }
+}
+
+/** An out-dir holding a thin image named `name` of a quick package, to show an interrupt leaves it as it was. */
+function outDirWithImage(name: string): string {
+  const out = join(dir.path, `out-${name}`)
+  const quick = writeShellPackage(dir.path, `quick-${name}`, 'quick', 'mkdir -p $out/bin; cp /bin/true $out/bin/x')
+  buildJson(['thin', name, 'x', `quick-${name}`, '-f', quick, '--out-dir', out])
+  return out
 }
 
 describe('an interrupted build', () => {
@@ -69,6 +87,20 @@ describe('an interrupted build', () => {
     const { exitCode, out } = await interruptBuild('slow', 30, 'SIGINT', 'group')
     expect(exitCode).toBe(130)
     expect(existsSync(out)).toBe(false)
+  })
+
+  it('exits 129 on SIGHUP (a closed terminal or ssh session) and leaves no output directory behind', async () => {
+    const { exitCode, out } = await interruptBuild('hangup', 30, 'SIGHUP', 'process')
+    expect(exitCode).toBe(129)
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it('finishes its cleanup however often Ctrl-C is pressed again, and leaves the out-dir as it was', async () => {
+    const out = outDirWithImage('again')
+    const before = snapshotDir(out)
+    const { exitCode } = await interruptBuild('again', 30, 'SIGINT', 'group', { out, repeat: true })
+    expect(exitCode).toBe(130)
+    expect(snapshotDir(out)).toEqual(before)
   })
 })
 
@@ -83,9 +115,7 @@ function lastLines(screen: string): string {
 
 describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs', () => {
   it('stops the build with 130 and leaves the output directory as it was', async () => {
-    const out = join(dir.path, 'terminal-out')
-    const quick = writeShellPackage(dir.path, 'quick', 'quick', 'mkdir -p $out/bin; cp /bin/true $out/bin/x')
-    buildJson(['thin', 'term', 'x', 'quick', '-f', quick, '--out-dir', out])
+    const out = outDirWithImage('term')
     const before = snapshotDir(out)
     const args = ['thin', 'term', 'x', 'term', '-f', slowPackage('term', 30), '--out-dir', out]
     const terminal = await startOnTerminal(args)
@@ -109,7 +139,7 @@ describe('an interrupted spec build with more images than run at once', () => {
     })
     const spec = join(dir.path, 'queued.json')
     writeFileSync(spec, JSON.stringify({ outDir: out, images }))
-    const { exitCode } = await interruptCli(['build', '-c', spec], 'SIGINT', 'group', atOnce)
+    const { exitCode } = await interruptCli(['build', '-c', spec], 'SIGINT', 'group', { nixEnvs: atOnce })
     expect(exitCode).toBe(130)
     expect(existsSync(out)).toBe(false)
     // Only a nix-env writes into `out` once nix2aci is gone, and none is left that names it.
@@ -122,7 +152,7 @@ describe('a build stopped by SIGTERM to nix2aci alone', () => {
     // An existing output directory, which a nix-env left running could still write its profile into.
     const out = join(dir.path, 'existing-out')
     mkdirSync(out)
-    const { exitCode, nixEnv } = await interruptBuild('slow2', 3, 'SIGTERM', 'process', out)
+    const { exitCode, nixEnv } = await interruptBuild('slow2', 3, 'SIGTERM', 'process', { out })
     const exitedAt = Date.now()
     expect(exitCode).toBe(143)
     await pollFor(`nix-env (pid ${nixEnv}) still running`, 10_000, () => (hasExited(nixEnv) ? true : undefined))

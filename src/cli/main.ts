@@ -107,11 +107,12 @@ async function parseAndRun(line: CommandLine, args: string[]): Promise<void> {
       process.exitCode = 70
     }
   } finally {
-    stop.release()
+    // The handlers stay installed up to the exit: a signal in between would kill us with its default action.
     if (signal.reason instanceof Interrupted) {
       process.stderr.write(`${line.scriptName}: ${signal.reason.message}\n`)
       process.exit(signal.reason.exitCode)
     }
+    stop.release()
   }
 }
 
