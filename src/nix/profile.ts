@@ -1,7 +1,8 @@
 // The Nix side of a build: packages in, facts out (user environment, closure, exec path).
 import { existsSync, readdirSync, readlinkSync } from 'node:fs'
-import { readdir, rename, rm, stat, symlink } from 'node:fs/promises'
+import { readdir, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { closurePathOf, type ImageFacts } from '../plan/plan.js'
 import { UserError } from '../util/errors.js'
 import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 import {
@@ -222,6 +223,21 @@ export async function findExecutable(userEnvironment: string, binary: string): P
   const present = await listExecutables(userEnvironment)
   const there = present.length > 0 ? `executables there: ${present.join(', ')}` : 'the packages have no bin/ or sbin/'
   throw new UserError(`binary '${binary}' is not in the packages' bin/ or sbin/; ${there}`)
+}
+
+/**
+ * An absolute program path the user gave (`/bin/sh`, `/nix/store/...-busybox/bin/sh`), checked to be
+ * an executable the image carries: in its closure, reached through the rootfs links, and still
+ * there once the host's symbolic links are followed.
+ */
+export async function checkProgramInImage(facts: ImageFacts, program: string): Promise<void> {
+  const storePath = closurePathOf(facts, program)
+  const real = storePath === undefined ? undefined : await realpath(storePath).catch(() => undefined)
+  if (real !== undefined && closurePathOf(facts, real) === real && (await isExecutableFile(real))) return
+  throw new UserError(
+    `program '${program}' is not in the image: an absolute path must name an executable in the packages' closure ` +
+      `(${facts.storeDir}/...) or reached through the profile's links (/bin/...)`,
+  )
 }
 
 async function isExecutableFile(path: string): Promise<boolean> {

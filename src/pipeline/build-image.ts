@@ -11,6 +11,7 @@ import { signImage } from '../aci/sign.js'
 import type { Engine, EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
 import {
+  checkProgramInImage,
   closureOf,
   findExecutable,
   installProfile,
@@ -22,10 +23,10 @@ import {
   topLevelEntries,
 } from '../nix/profile.js'
 import { STORE_DIR, defaultExpression } from '../nix/selectors.js'
-import type { AppOptions } from '../plan/app-options.js'
+import { checkBinary, type AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
 import { mountsFileContent } from '../plan/manifest.js'
-import { checkImageName, planImage, type ImageKind } from '../plan/plan.js'
+import { checkImageName, planImage, type ImageFacts, type ImageKind } from '../plan/plan.js'
 import { withCleanup } from '../util/cancel.js'
 import { UserError, messageOf } from '../util/errors.js'
 import { displayPath } from '../util/paths.js'
@@ -85,6 +86,7 @@ export function imageFileBase(name: string): string {
  */
 export async function buildImage(request: BuildRequest, progress: Progress, signal: AbortSignal): Promise<BuildResult> {
   checkImageName(request.name)
+  checkBinary(request.binary)
   const engine = chooseEngine(request.engine, request.compression, request.kind)
   requireNix()
   signal.throwIfAborted()
@@ -128,12 +130,12 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         const querying = closureOf(profile, signal)
         querying.catch(() => undefined) // awaited below, unless resolving the profile fails first
         const userEnvironment = await realpath(profile)
-        const [execPath, app, topLevel, closure] = await Promise.all([
+        const [execPath, topLevel, closure] = await Promise.all([
           findExecutable(userEnvironment, request.binary),
-          resolvePrograms(userEnvironment, request.app),
           topLevelEntries(userEnvironment),
           querying,
         ])
+        const app = await resolvePrograms({ storeDir: STORE_DIR, userEnvironment, topLevel, closure }, request.app)
         return { userEnvironment, execPath, app, topLevel, closure }
       },
     )
@@ -209,12 +211,16 @@ function saveOutputs(staged: Outputs, final: Outputs, has: { signed: boolean; ha
   renameSync(staged.image, final.image)
 }
 
-/** The options with every command's program (`sh`, `bin/sh`) made an absolute path in the profile. */
-async function resolvePrograms(userEnvironment: string, app: AppOptions): Promise<AppOptions> {
-  const resolveArgv = async ([program, ...args]: string[]) => [
-    program!.startsWith('/') ? program! : await findExecutable(userEnvironment, program!),
-    ...args,
-  ]
+/**
+ * The options with every command's program (`sh`, `bin/sh`) made an absolute path in the profile;
+ * one given as an absolute path stays as it is, once checked to be in the image.
+ */
+async function resolvePrograms(facts: ImageFacts, app: AppOptions): Promise<AppOptions> {
+  const resolveArgv = async ([program, ...args]: string[]) => {
+    if (!program!.startsWith('/')) return [await findExecutable(facts.userEnvironment, program!), ...args]
+    await checkProgramInImage(facts, program!)
+    return [program!, ...args]
+  }
   return {
     ...app,
     ...(app.exec ? { exec: await resolveArgv(app.exec) } : {}),

@@ -1,31 +1,25 @@
 // The spec file `nix2aci build` reads: images to build, each field checked with an error naming it.
 import { dirname, resolve } from 'node:path'
-import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../aci/compression.js'
-import { DEFAULT_ENGINE, ENGINES, type EngineChoice } from '../engines/engine.js'
-import { parseAppOptions, type AppOptionInput } from '../plan/app-options.js'
+import { checkBinary, parseAppOptions } from '../plan/app-options.js'
+import { fieldName, unmetNeed, type OptionDeclaration, type OptionTable, type OptionValues } from '../plan/options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
 import { imageFileBase, type BuildRequest } from './build-image.js'
+import { IMAGE_OPTIONS } from './options.js'
 
 /** Either a request ready to build, or why the entry cannot be built. */
 export type SpecEntry = { name: string; request: BuildRequest } | { name: string; error: string }
 
-const STRING_LISTS = ['label', 'env', 'port', 'mount', 'volume', 'isolator', 'annotation', 'execArgs'] as const
-const APP_STRINGS = ['exec', 'imageVersion', 'user', 'group', 'workingDir', 'preStart', 'postStop'] as const
-const STRINGS = [...APP_STRINGS, 'file', 'key'] as const
-const BOOLEANS = ['resolvConf', 'validate', 'sign'] as const
-const KNOWN = new Set<string>([
-  'name',
-  'kind',
-  'binary',
-  'packages',
-  'engine',
-  'compression',
-  'supplementaryGid',
-  ...STRING_LISTS,
-  ...STRINGS,
-  ...BOOLEANS,
-])
+/** The image options, and what a spec says after `--` on the command line. */
+const SPEC_OPTIONS = {
+  ...IMAGE_OPTIONS,
+  'exec-args': { type: 'strings', describe: 'arguments appended to the exec' },
+} as const satisfies OptionTable
+type SpecOptionValues = OptionValues<typeof SPEC_OPTIONS>
+
+/** The command line's positional arguments, and `kind`, its command. */
+const POSITIONAL_FIELDS = ['name', 'kind', 'binary', 'packages']
+const KNOWN = new Set<string>([...POSITIONAL_FIELDS, ...Object.keys(SPEC_OPTIONS).map(fieldName)])
 
 export interface SpecDefaults {
   outDir: string
@@ -77,51 +71,20 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
   if (!isObject(image)) throw new UserError(`${where}: expected an object`)
   for (const key of Object.keys(image)) if (!KNOWN.has(key)) throw new UserError(`${where}: unknown field '${key}'`)
   const name = requiredString(image, 'name', where)
-  try {
-    checkImageName(name)
-  } catch (error) {
-    throw new UserError(`${where}.name: ${messageOf(error)}`)
-  }
+  within(`${where}.name`, () => checkImageName(name))
   const kind = image.kind ?? 'thin'
   if (kind !== 'thin' && kind !== 'fat') throw new UserError(`${where}.kind: must be "thin" or "fat"`)
   const binary = requiredString(image, 'binary', where)
+  within(`${where}.binary`, () => checkBinary(binary))
   const packages = image.packages
   if (!Array.isArray(packages) || packages.length === 0 || !packages.every((p) => typeof p === 'string'))
     throw new UserError(`${where}.packages: must be a non-empty list of strings`)
-  const engine = oneOf(image, 'engine', ENGINES, where) ?? DEFAULT_ENGINE
-  const compression = oneOf(image, 'compression', COMPRESSIONS, where) ?? DEFAULT_COMPRESSION
-  const input: AppOptionInput = {}
-  for (const key of STRING_LISTS) {
-    const value = image[key]
-    if (value === undefined) continue
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
-      throw new UserError(`${where}.${key}: must be a list of strings`)
-    input[key] = value as string[]
-  }
-  for (const key of APP_STRINGS) {
-    const value = optionalString(image, key, where)
-    if (value !== undefined) input[key] = value
-  }
-  if (image.supplementaryGid !== undefined) {
-    if (!Array.isArray(image.supplementaryGid) || !image.supplementaryGid.every((g) => typeof g === 'number'))
-      throw new UserError(`${where}.supplementaryGid: must be a list of numbers`)
-    input.supplementaryGid = image.supplementaryGid as number[]
-  }
-  for (const key of BOOLEANS) {
-    if (image[key] !== undefined && typeof image[key] !== 'boolean')
-      throw new UserError(`${where}.${key}: must be true or false`)
-  }
-  let app
-  try {
-    app = parseAppOptions(input)
-  } catch (error) {
-    throw new UserError(`${where}: ${messageOf(error)}`)
-  }
-  const imageFile = optionalString(image, 'file', where)
-  const file = imageFile !== undefined ? relativeTo(baseDir, imageFile) : defaults.file
-  const key = optionalString(image, 'key', where)
-  // As on the command line (--key implies --sign): a key alone would silently sign nothing.
-  if (key !== undefined && image.sign !== true) throw new UserError(`${where}.key: needs "sign": true`)
+  const values = optionValues(image, where)
+  const unmet = unmetNeed(SPEC_OPTIONS, values)
+  // As on the command line: a key alone would silently sign nothing.
+  if (unmet) throw new UserError(`${where}.${fieldName(unmet[0])}: needs "${fieldName(unmet[1])}": true`)
+  const app = within(where, () => parseAppOptions(values))
+  const file = values.file !== undefined ? relativeTo(baseDir, values.file) : defaults.file
   return {
     kind: kind as ImageKind,
     name,
@@ -129,12 +92,54 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
     packages: packages as string[],
     outDir: defaults.outDir,
     ...(file !== undefined ? { file } : {}),
-    engine: engine as EngineChoice,
-    compression: compression as Compression,
-    resolvConf: image.resolvConf !== false,
-    validate: image.validate !== false,
+    engine: values.engine ?? SPEC_OPTIONS.engine.default,
+    compression: values.compression ?? SPEC_OPTIONS.compression.default,
+    resolvConf: values.resolvConf ?? SPEC_OPTIONS['resolv-conf'].default,
+    validate: values.validate ?? SPEC_OPTIONS.validate.default,
     app,
-    ...(image.sign === true ? { sign: key !== undefined ? { key } : {} } : {}),
+    ...(values.sign === true ? { sign: values.key !== undefined ? { key: values.key } : {} } : {}),
+  }
+}
+
+/** The option fields an image gives, each checked to be of its option's type. */
+function optionValues(image: Record<string, unknown>, where: string): SpecOptionValues {
+  const values: Record<string, unknown> = {}
+  for (const [option, declaration] of Object.entries(SPEC_OPTIONS)) {
+    const field = fieldName(option)
+    const value = image[field]
+    if (value === undefined) continue
+    const problem = typeProblem(declaration, value)
+    if (problem) throw new UserError(`${where}.${field}: ${problem}`)
+    values[field] = value
+  }
+  return values as SpecOptionValues
+}
+
+function typeProblem(declaration: OptionDeclaration, value: unknown): string | undefined {
+  const isListOf = (type: string) => Array.isArray(value) && value.every((item) => typeof item === type)
+  switch (declaration.type) {
+    case 'string':
+      return typeof value === 'string' ? undefined : 'must be a string'
+    case 'strings':
+      return isListOf('string') ? undefined : 'must be a list of strings'
+    case 'numbers':
+      return isListOf('number') ? undefined : 'must be a list of numbers'
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : 'must be true or false'
+    case 'choice':
+      return declaration.choices.includes(value as string)
+        ? undefined
+        : `must be one of ${declaration.choices.join(', ')}`
+  }
+}
+
+/** Runs a check whose error then says where in the spec it applies. */
+function within<T>(where: string, check: () => T): T {
+  try {
+    return check()
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(`${where}: ${error.message}`)
+    throw error
   }
 }
 
@@ -152,16 +157,4 @@ function optionalString(object: Record<string, unknown>, key: string, where: str
   const value = object[key]
   if (value !== undefined && typeof value !== 'string') throw new UserError(`${where}.${key}: must be a string`)
   return value
-}
-
-function oneOf(
-  object: Record<string, unknown>,
-  key: string,
-  choices: readonly string[],
-  where: string,
-): string | undefined {
-  const value = object[key]
-  if (value !== undefined && (typeof value !== 'string' || !choices.includes(value)))
-    throw new UserError(`${where}.${key}: must be one of ${choices.join(', ')}`)
-  return value as string | undefined
 }

@@ -1,6 +1,9 @@
 // The manifest options users set beyond name and exec, parsed from their command-line spellings
 // and checked against the appc rules before any Nix work.
+import { posix } from 'node:path'
 import { acIdentifierProblem, acNameProblem } from './appc.js'
+import type { OptionTable, OptionValues } from './options.js'
+import { hostPathProblem } from './plan.js'
 import { UserError } from '../util/errors.js'
 
 export interface NameValue {
@@ -50,24 +53,29 @@ export interface AppOptions {
   eventHandlers: Array<{ name: EventName; exec: string[] }>
 }
 
+/** The manifest options, as the command line spells them; spec files take the same in camelCase. */
+export const MANIFEST_OPTIONS = {
+  exec: { type: 'string', describe: "the app's full command line (default: <binary>); args after -- are appended" },
+  'image-version': { type: 'string', describe: 'the version label' },
+  label: { type: 'strings', describe: 'a label, k=v (repeatable)' },
+  env: { type: 'strings', describe: 'an environment variable, K=V (repeatable)' },
+  port: { type: 'strings', describe: 'a port, name:protocol:port[:count][:socket-activated]' },
+  mount: { type: 'strings', describe: 'a mount point for the user to fill, name:path[:ro]' },
+  volume: { type: 'strings', describe: 'a host path for a --mount, name=hostpath (goes to .mounts)' },
+  isolator: { type: 'strings', describe: 'an isolator, name=JSON' },
+  user: { type: 'string', describe: 'user to run as (default 0)' },
+  group: { type: 'string', describe: 'group to run as (default 0)' },
+  'supplementary-gid': { type: 'numbers', describe: 'a supplementary group ID (repeatable)' },
+  'working-dir': { type: 'string', describe: "the app's working directory (absolute)" },
+  annotation: { type: 'strings', describe: 'an annotation, k=v (repeatable)' },
+  'pre-start': { type: 'string', describe: 'command to run before the app starts' },
+  'post-stop': { type: 'string', describe: 'command to run after the app stops' },
+} as const satisfies OptionTable
+
 /** What the user typed, option by option, before parsing (the CLI's and the spec file's shape). */
-export interface AppOptionInput {
-  exec?: string
+export type AppOptionInput = OptionValues<typeof MANIFEST_OPTIONS> & {
+  /** What follows `--` on the command line. */
   execArgs?: string[]
-  imageVersion?: string
-  label?: string[]
-  env?: string[]
-  port?: string[]
-  mount?: string[]
-  volume?: string[]
-  isolator?: string[]
-  user?: string
-  group?: string
-  supplementaryGid?: Array<string | number>
-  workingDir?: string
-  annotation?: string[]
-  preStart?: string
-  postStop?: string
 }
 
 function fail(option: string, value: string, rule: string): never {
@@ -104,13 +112,15 @@ export function parsePort(text: string): Port {
   const nameProblem = acNameProblem(name)
   if (nameProblem) fail('port', text, nameProblem)
   if (protocol !== 'tcp' && protocol !== 'udp') fail('port', text, 'protocol must be tcp or udp')
-  const port = Number(portText)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail('port', text, 'port must be in 1-65535 range')
+  const port = decimal(portText)
+  if (port === undefined) fail('port', text, `port '${portText}' must be written in decimal digits`)
+  if (port < 1 || port > 65535) fail('port', text, 'port must be in 1-65535 range')
   let count = 1
   let socketActivated = false
   for (const extra of rest) {
+    const number = decimal(extra)
     if (extra === 'socket-activated') socketActivated = true
-    else if (/^\d+$/.test(extra) && Number(extra) >= 1) count = Number(extra)
+    else if (number !== undefined && number >= 1) count = number
     else fail('port', text, `'${extra}' is neither a count (1 or more) nor socket-activated`)
   }
   if (port + count > 65536) fail('port', text, 'end of port range must be in 1-65535 range')
@@ -165,10 +175,45 @@ export function splitCommand(option: string, text: string): string[] {
   return words
 }
 
-function parseGid(text: string | number): number {
-  const gid = Number(text)
-  if (!Number.isInteger(gid) || gid < 0) fail('supplementary-gid', String(text), 'must be a whole number, 0 or more')
+/** A number as people write one: decimal digits only, not `0x50`, ` 80` or `1e3`, which Number() takes. */
+function decimal(text: string): number | undefined {
+  return /^[0-9]+$/.test(text) ? Number(text) : undefined
+}
+
+/** The kernel's gid_t is 32 bits, and its all-ones value means "no group". */
+const MAX_GID = 2 ** 32 - 2
+
+/** From the command line, text; from a spec file, a JSON number. */
+function parseGid(given: string | number): number {
+  const gid = typeof given === 'number' ? given : decimal(given)
+  if (gid === undefined || !Number.isInteger(gid) || gid < 0 || gid > MAX_GID)
+    fail('supplementary-gid', String(given), `must be a whole number from 0 to ${MAX_GID}`)
   return gid
+}
+
+/**
+ * Whether a program's path inside the profile (`libexec/foo`; a leading `/` is dropped, as for
+ * `<binary>`) climbs out of it once normalised: `bin/../../../../usr/bin/env` names a host path
+ * that the container does not have. A name without `/` is looked up in bin/ and sbin/.
+ */
+function escapesProfile(path: string): boolean {
+  const normal = posix.normalize(path.replace(/^\/+/, ''))
+  return path.includes('/') && (normal === '..' || normal.startsWith('../'))
+}
+
+/** `<binary>` is always a path in the profile (a leading `/` too); checked before any Nix work. */
+export function checkBinary(binary: string): void {
+  if (escapesProfile(binary))
+    throw new UserError(`binary '${binary}' leads out of the profile: a path with a / is taken inside the profile`)
+}
+
+/** A command's words; its program, unless absolute (the user's own path), must stay inside the profile. */
+function parseCommand(option: string, text: string): string[] {
+  const words = splitCommand(option, text)
+  const program = words[0]!
+  if (!program.startsWith('/') && escapesProfile(program))
+    fail(option, text, `'${program}' leads out of the profile: a program without a leading / is taken inside it`)
+  return words
 }
 
 /** Parses and checks every option; the first bad value ends it with an error naming the rule. */
@@ -176,11 +221,16 @@ export function parseAppOptions(input: AppOptionInput): AppOptions {
   const labels = (input.label ?? []).map((text) => identifierPair('label', text))
   if (input.imageVersion !== undefined) labels.unshift({ name: 'version', value: input.imageVersion })
   const mounts = (input.mount ?? []).map(parseMount)
+  const mountNames = new Set(mounts.map((mount) => mount.name))
+  const filled = new Set<string>()
   const volumes = (input.volume ?? []).map((text) => {
     const volume = keyValue('volume', text)
-    if (!mounts.some((mount) => mount.name === volume.name))
-      fail('volume', text, `no --mount declares a mount point named '${volume.name}'`)
+    if (!mountNames.has(volume.name)) fail('volume', text, `no --mount declares a mount point named '${volume.name}'`)
+    if (filled.has(volume.name)) fail('volume', text, `mount point '${volume.name}' already has a volume`)
+    filled.add(volume.name)
     if (!volume.value.startsWith('/')) fail('volume', text, 'the host path must be absolute')
+    const problem = hostPathProblem(volume.value)
+    if (problem) fail('volume', text, problem)
     return volume
   })
   if (input.workingDir !== undefined && !input.workingDir.startsWith('/'))
@@ -192,11 +242,11 @@ export function parseAppOptions(input: AppOptionInput): AppOptions {
     if (value === '') fail(option, value, `${option} cannot be empty`)
   }
   const eventHandlers: AppOptions['eventHandlers'] = []
-  if (input.preStart) eventHandlers.push({ name: 'pre-start', exec: splitCommand('pre-start', input.preStart) })
-  if (input.postStop) eventHandlers.push({ name: 'post-stop', exec: splitCommand('post-stop', input.postStop) })
+  if (input.preStart) eventHandlers.push({ name: 'pre-start', exec: parseCommand('pre-start', input.preStart) })
+  if (input.postStop) eventHandlers.push({ name: 'post-stop', exec: parseCommand('post-stop', input.postStop) })
   const environment = (input.env ?? []).map(parseEnv)
   return {
-    ...(input.exec !== undefined ? { exec: splitCommand('exec', input.exec) } : {}),
+    ...(input.exec !== undefined ? { exec: parseCommand('exec', input.exec) } : {}),
     execArgs: input.execArgs ?? [],
     labels,
     environment,

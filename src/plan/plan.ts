@@ -1,8 +1,8 @@
 // The image plan: everything an engine needs to write an ACI, computed from Nix facts with no I/O.
-import { basename } from 'node:path'
+import { basename, posix } from 'node:path'
 import { UserError } from '../util/errors.js'
-import type { AppOptions, EventName, Isolator, NameValue, Port } from './app-options.js'
 import { acIdentifierProblem, toAcName } from './appc.js'
+import type { AppOptions, EventName, Isolator, NameValue, Port } from './app-options.js'
 
 export type ImageKind = 'thin' | 'fat'
 
@@ -78,17 +78,61 @@ const RESOLV_CONF = '/etc/resolv.conf'
 const RESOLV_CONF_MOUNT = 'resolv-conf'
 const ETC_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
 
-/** Refuses a name that is not an AC Identifier, before any Nix work. */
+/** The longest file name a Linux file system takes (NAME_MAX), in bytes. */
+const NAME_MAX = 255
+/**
+ * The most that the names of the files beside an image add to its name: nix-env makes each of the
+ * profile's generation links, `<name>.profile-N-link`, through `<name>.profile-N-link.tmp-PID-RANDOM`
+ * (N up to a million builds, a 7-digit PID, rand()'s 10 digits), longer than `.aci.asc` or the
+ * staging directory `.<name>.building-XXXXXX`.
+ */
+const LONGEST_FILE_SUFFIX = '.profile-999999-link.tmp-4194304-2147483647'.length
+export const MAX_IMAGE_NAME = NAME_MAX - LONGEST_FILE_SUFFIX
+
+/** Refuses a name that is not an AC Identifier, or too long to name its files, before any Nix work. */
 export function checkImageName(name: string): void {
   const problem = acIdentifierProblem(name)
   if (problem) throw new UserError(`invalid image name '${name}': ${problem}`)
+  if (name.length > MAX_IMAGE_NAME)
+    throw new UserError(
+      `image name '${name.slice(0, 40)}...' is too long: ${name.length} characters, at most ${MAX_IMAGE_NAME} ` +
+        `(files named after it, such as nix-env's <name>.profile-N-link.tmp-PID-RANDOM, must fit the file system's ${NAME_MAX}-byte limit)`,
+    )
 }
 
-/** Adds or replaces by name, keeping the first position, as acbuild's `... add` commands do. */
-function upsert<T extends { name: string }>(list: T[], item: T): T[] {
-  const at = list.findIndex((existing) => existing.name === item.name)
-  if (at < 0) return [...list, item]
-  return list.map((existing, i) => (i === at ? item : existing))
+/**
+ * What rkt's `--volume=NAME,kind=host,source=PATH` cannot carry (a comma ends the source), and what
+ * the shell's splitting of `$(cat NAME.mounts)` would split or expand (white space, glob characters),
+ * or a later reader of the file would take for quoting.
+ */
+const UNCARRIED = /[\s,*?["'\\]/
+
+/** Why a host path cannot go into a `.mounts` file, or undefined when it can. */
+export function hostPathProblem(path: string): string | undefined {
+  const found = UNCARRIED.exec(path)?.[0]
+  if (found === undefined) return undefined
+  const what = found === ' ' ? 'a space' : found === ',' ? 'a comma' : /\s/.test(found) ? 'white space' : `'${found}'`
+  return `the host path holds ${what}, which rkt's --volume=NAME,kind=host,source=PATH and the shell's word splitting of $(cat NAME.mounts) cannot carry`
+}
+
+/**
+ * Merges entries of one name as acbuild 0.4.0's `environment add` and `annotation add` do: the
+ * last value, in the first one's place. Linear: a Map keeps each name where it first came.
+ */
+function replaceInPlace<T extends { name: string }>(items: readonly T[], first: readonly T[] = []): T[] {
+  const byName = new Map(first.map((item) => [item.name, item]))
+  for (const item of items) byName.set(item.name, item)
+  return [...byName.values()]
+}
+
+/** Merges as acbuild 0.4.0's `label add`, `port add` and `isolator add` do: the last value, moved to the end. */
+function replaceAtEnd<T extends { name: string }>(items: readonly T[], first: readonly T[] = []): T[] {
+  const byName = new Map(first.map((item) => [item.name, item]))
+  for (const item of items) {
+    byName.delete(item.name)
+    byName.set(item.name, item)
+  }
+  return [...byName.values()]
 }
 
 export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
@@ -98,6 +142,8 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   const mountPoints: MountPoint[] = []
   const volumes: HostVolume[] = []
   const addHostMount = (name: string, path: string) => {
+    const problem = hostPathProblem(path)
+    if (problem) throw new UserError(`cannot mount ${path} from the host: ${problem}`)
     mountPoints.push({ name, path, readOnly: true })
     volumes.push({ name, source: path, readOnly: true })
   }
@@ -105,21 +151,22 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   const closure = [...facts.closure].sort()
   if (!fat) storeMountNames(closure).forEach((name, i) => addHostMount(name, closure[i]!))
   if (options.resolvConf) addHostMount(RESOLV_CONF_MOUNT, RESOLV_CONF)
+  // acbuild's `mount add` would move a mount point of a name already declared to the end; one
+  // name for two paths is more likely a mistake, so it is refused.
+  const mountNames = new Set(mountPoints.map((mountPoint) => mountPoint.name))
+  const volumeSources = new Map(app.volumes.map((volume) => [volume.name, volume.value]))
   for (const mount of app.mounts) {
-    if (mountPoints.some((existing) => existing.name === mount.name))
+    if (mountNames.has(mount.name))
       throw new UserError(`--mount '${mount.name}': a mount point of that name is already declared`)
+    mountNames.add(mount.name)
     mountPoints.push(mount)
-    const volume = app.volumes.find((v) => v.name === mount.name)
-    if (volume) volumes.push({ name: mount.name, source: volume.value, readOnly: mount.readOnly })
+    const source = volumeSources.get(mount.name)
+    if (source !== undefined) volumes.push({ name: mount.name, source, readOnly: mount.readOnly })
   }
 
-  // The skeleton's own directories: etc and the store's (nix, nix/store). A package's top-level
-  // `etc` or `nix` is not linked over them.
-  const skeletonDirs = ['etc', ...parentsOf(facts.storeDir)]
-  const skeleton: SkeletonEntry[] = skeletonDirs.map((path) => ({ type: 'dir', path }))
+  const skeleton: SkeletonEntry[] = skeletonDirs(facts.storeDir).map((path) => ({ type: 'dir', path }))
   if (fat) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
-  for (const entry of facts.topLevel) {
-    if (skeletonDirs.includes(entry)) continue
+  for (const entry of linkedEntries(facts)) {
     skeleton.push({ type: 'symlink', path: entry, target: `${facts.userEnvironment}/${entry}` })
   }
   skeleton.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
@@ -131,7 +178,7 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   return {
     kind: options.kind,
     name: options.name,
-    labels: app.labels.reduce(upsert, platformLabels),
+    labels: replaceAtEnd(app.labels, platformLabels),
     app: {
       exec: [...(app.exec ?? [facts.execPath]), ...app.execArgs],
       eventHandlers: app.eventHandlers,
@@ -140,17 +187,47 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
       group: app.group ?? '0',
       supplementaryGIDs: app.supplementaryGIDs,
       ...(app.workingDirectory !== undefined ? { workingDirectory: app.workingDirectory } : {}),
-      environment: app.environment.reduce(upsert<NameValue>, []),
+      environment: replaceInPlace(app.environment),
       mountPoints,
-      ports: app.ports.reduce(upsert<Port>, []),
-      isolators: app.isolators.reduce(upsert<Isolator>, []),
+      ports: replaceAtEnd(app.ports),
+      isolators: replaceAtEnd(app.isolators),
     },
-    annotations: app.annotations.reduce(upsert<NameValue>, []),
+    annotations: replaceInPlace(app.annotations),
     volumes,
     skeleton,
     storeDir: facts.storeDir,
     storePaths: fat ? closure : [],
   }
+}
+
+/**
+ * The skeleton's own directories: etc and the store's (`/nix/store` -> `nix`, `nix/store`),
+ * relative to the root.
+ */
+function skeletonDirs(storeDir: string): string[] {
+  return ['etc', ...parentsOf(storeDir)]
+}
+
+/** The profile's top-level entries the rootfs links to; a package's `etc` or `nix` is not linked over the skeleton's. */
+function linkedEntries(facts: ImageFacts): string[] {
+  const own = skeletonDirs(facts.storeDir)
+  return facts.topLevel.filter((entry) => !own.includes(entry))
+}
+
+/** What decides where a path inside the image leads: the rootfs links and the closure. */
+export type ImageFacts = Pick<NixFacts, 'storeDir' | 'userEnvironment' | 'topLevel' | 'closure'>
+
+/**
+ * The store path an absolute path inside the image leads to through the rootfs links (`/bin/sh` ->
+ * `<user environment>/bin/sh`), when it lies in the closure: inside a fat image, mounted into a thin
+ * one. Undefined for any other path, which the image does not carry.
+ */
+export function closurePathOf(facts: ImageFacts, path: string): string | undefined {
+  const [first = '', ...rest] = posix.normalize(path).split('/').filter(Boolean)
+  const linked = linkedEntries(facts).includes(first)
+  const inStore = linked ? posix.join(facts.userEnvironment, first, ...rest) : posix.normalize(path)
+  const inClosure = facts.closure.some((storePath) => inStore === storePath || inStore.startsWith(`${storePath}/`))
+  return inClosure ? inStore : undefined
 }
 
 /** `/nix/store` -> `nix`, `nix/store`: the directories down to it, relative to the root. */

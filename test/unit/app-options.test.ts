@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseAppOptions, parsePort, splitCommand } from '../../src/plan/app-options.js'
+import { checkBinary, parseAppOptions, parsePort, splitCommand } from '../../src/plan/app-options.js'
 
 describe('manifest options', () => {
   it('parses every option into manifest terms', () => {
@@ -50,6 +50,24 @@ describe('manifest options', () => {
     [{ supplementaryGid: [-1] }, /--supplementary-gid '-1': must be a whole number/],
     [{ exec: `sh -c 'unterminated` }, /unterminated ' quote/],
     [{ user: '' }, /--user '': user cannot be empty/],
+    [{ supplementaryGid: ['abc'] }, /--supplementary-gid 'abc': must be a whole number from 0 to 4294967294/],
+    [{ supplementaryGid: ['4294967295'] }, /--supplementary-gid '4294967295': must be a whole number/],
+    [{ supplementaryGid: ['0x10'] }, /--supplementary-gid '0x10': must be a whole number/],
+    [{ supplementaryGid: ['1e3'] }, /--supplementary-gid '1e3': must be a whole number/],
+    [{ supplementaryGid: [' 10'] }, /--supplementary-gid ' 10': must be a whole number/],
+    [{ supplementaryGid: [1.5] }, /--supplementary-gid '1.5': must be a whole number/],
+    [{ port: ['a:tcp:0x50'] }, /--port 'a:tcp:0x50': port '0x50' must be written in decimal digits/],
+    [{ port: ['a:tcp: 80'] }, /--port 'a:tcp: 80': port ' 80' must be written in decimal digits/],
+    [{ port: ['a:tcp:1e3'] }, /--port 'a:tcp:1e3': port '1e3' must be written in decimal digits/],
+    [{ port: ['a:tcp:80:0x2'] }, /'0x2' is neither a count/],
+    [{ port: ['a:tcp:80: 2'] }, /' 2' is neither a count/],
+    [{ mount: ['d:/d'], volume: ['d=/a', 'd=/b'] }, /--volume 'd=\/b': mount point 'd' already has a volume/],
+    [
+      { exec: 'bin/../../../../usr/bin/env' },
+      /--exec 'bin\/\.\.\/\.\.\/\.\.\/\.\.\/usr\/bin\/env': .* leads out of the profile/,
+    ],
+    [{ preStart: '../x' }, /--pre-start '\.\.\/x': '\.\.\/x' leads out of the profile/],
+    [{ postStop: 'bin/../.. arg' }, /--post-stop 'bin\/\.\.\/\.\. arg': 'bin\/\.\.\/\.\.' leads out of the profile/],
   ])('refuses %j, naming the rule', (input, message) => {
     expect(() => parseAppOptions(input)).toThrow(message)
   })
@@ -60,5 +78,30 @@ describe('manifest options', () => {
 
   it('takes a port count and socket activation in either order', () => {
     expect(parsePort('p:tcp:80:socket-activated:3')).toMatchObject({ count: 3, socketActivated: true })
+  })
+})
+
+describe('option values read strictly', () => {
+  it('takes group IDs as decimal text or JSON numbers, up to the last valid gid_t', () => {
+    expect(parseAppOptions({ supplementaryGid: ['0', '4294967294', 7] }).supplementaryGIDs).toEqual([0, 4294967294, 7])
+  })
+
+  it.each([' ', ',', '*', '?', '[', "'", '"', '\\', '\n', '\t'])(
+    'refuses a --volume host path holding %j, which .mounts cannot carry',
+    (character) => {
+      const input = { mount: ['d:/d'], volume: [`d=/srv/a${character}b`] }
+      expect(() => parseAppOptions(input)).toThrow(
+        /^--volume 'd=\/srv\/a[^]b': the host path holds .*, which rkt's --volume/,
+      )
+    },
+  )
+
+  it('keeps programs inside the profile, and takes an absolute one as given', () => {
+    expect(parseAppOptions({ exec: 'bin/../sbin/x' }).exec).toEqual(['bin/../sbin/x'])
+    expect(parseAppOptions({ exec: '/usr/bin/env a' }).exec).toEqual(['/usr/bin/env', 'a'])
+    expect(() => checkBinary('bin/sh')).not.toThrow()
+    expect(() => checkBinary('/bin/../../../usr/bin/env')).toThrow(
+      "binary '/bin/../../../usr/bin/env' leads out of the profile: a path with a / is taken inside the profile",
+    )
   })
 })

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { parseAppOptions } from '../../src/plan/app-options.js'
+import { parseAppOptions, type AppOptions } from '../../src/plan/app-options.js'
 import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
-import { planImage, storeMountNames, type NixFacts } from '../../src/plan/plan.js'
+import {
+  MAX_IMAGE_NAME,
+  checkImageName,
+  closurePathOf,
+  planImage,
+  storeMountNames,
+  type NixFacts,
+} from '../../src/plan/plan.js'
 import { APPC_VALID_AC_NAME } from '../helpers/ac-name.js'
 
 const env = '/nix/store/aaaa-user-environment'
@@ -115,7 +122,7 @@ describe('plan with manifest options', () => {
     execArgs: ['--flag'],
   })
 
-  it('replaces by name in place, as acbuild does, and appends exec arguments', () => {
+  it('replaces by name as acbuild does, and appends exec arguments', () => {
     const plan = planImage(facts, { ...options, kind: 'thin', app })
     expect(plan.labels).toEqual([
       { name: 'arch', value: 'amd64' },
@@ -140,6 +147,104 @@ describe('plan with manifest options', () => {
     const clash = parseAppOptions({ mount: ['resolv-conf:/x'] })
     expect(() => planImage(facts, { ...options, kind: 'fat', app: clash })).toThrow(
       /'resolv-conf': a mount point of that name/,
+    )
+  })
+})
+
+describe('repeated names', () => {
+  // acbuild 0.4.0: `environment add` and `annotation add` replace in place; `label add`, `port add`
+  // and `isolator add` remove the old entry and append the new one.
+  const app = parseAppOptions({
+    label: ['a=1', 'b=2', 'a=3'],
+    env: ['E=1', 'F=2', 'E=3'],
+    annotation: ['a=1', 'b=2', 'a=3'],
+    port: ['p:tcp:80', 'q:tcp:81', 'p:tcp:82'],
+    isolator: ['resource/memory={"limit":"1G"}', 'resource/cpu={"shares":"1"}', 'resource/memory={"limit":"2G"}'],
+  })
+  const plan = planImage(facts, { ...options, kind: 'thin', app })
+  const names = (list: Array<{ name: string }>) => list.map((item) => item.name)
+
+  it('keep the first place for variables and annotations', () => {
+    expect(plan.app.environment).toEqual([
+      { name: 'E', value: '3' },
+      { name: 'F', value: '2' },
+    ])
+    expect(plan.annotations).toEqual([
+      { name: 'a', value: '3' },
+      { name: 'b', value: '2' },
+    ])
+  })
+
+  it('move to the end for labels, ports and isolators', () => {
+    expect(plan.labels).toEqual([
+      { name: 'arch', value: 'amd64' },
+      { name: 'os', value: 'linux' },
+      { name: 'b', value: '2' },
+      { name: 'a', value: '3' },
+    ])
+    expect(names(plan.app.ports)).toEqual(['q', 'p'])
+    expect(plan.app.ports[1]!.port).toBe(82)
+    expect(plan.app.isolators).toEqual([
+      { name: 'resource/cpu', value: { shares: '1' } },
+      { name: 'resource/memory', value: { limit: '2G' } },
+    ])
+    const platform = planImage(facts, { ...options, kind: 'thin', app: parseAppOptions({ label: ['arch=arm64'] }) })
+    expect(platform.labels).toEqual([
+      { name: 'os', value: 'linux' },
+      { name: 'arch', value: 'arm64' },
+    ])
+  })
+
+  it("are merged in linear time: each entry's name read a bounded number of times", () => {
+    let reads = 0
+    const count = 20_000
+    const entry = (i: number) => ({
+      get name() {
+        reads++
+        return `V${i % (count / 2)}`
+      },
+      value: String(i),
+    })
+    const many: AppOptions = {
+      ...parseAppOptions({}),
+      environment: Array.from({ length: count }, (_, i) => entry(i)),
+      annotations: Array.from({ length: count }, (_, i) => entry(i)),
+      labels: Array.from({ length: count }, (_, i) => entry(i)),
+    }
+    const merged = planImage(facts, { ...options, kind: 'thin', app: many })
+    expect(merged.app.environment).toHaveLength(count / 2)
+    expect(merged.app.environment[0]!.value).toBe(String(count / 2))
+    expect(reads).toBeLessThan(3 * 4 * count)
+  })
+})
+
+describe('image names', () => {
+  it('refuses one too long for the names of its files, before any Nix work', () => {
+    expect(() => checkImageName('a'.repeat(MAX_IMAGE_NAME))).not.toThrow()
+    expect(() => checkImageName('a'.repeat(MAX_IMAGE_NAME + 1))).toThrow(
+      new RegExp(
+        `^image name 'a{40}\\.\\.\\.' is too long: ${MAX_IMAGE_NAME + 1} characters, at most ${MAX_IMAGE_NAME} .*255-byte limit`,
+      ),
+    )
+  })
+})
+
+describe('paths inside the image', () => {
+  it('lead into the closure through the rootfs links, or nowhere the image carries', () => {
+    expect(closurePathOf(facts, '/bin/etcd')).toBe(`${env}/bin/etcd`)
+    expect(closurePathOf(facts, '/share/../bin/etcd')).toBe(`${env}/bin/etcd`)
+    expect(closurePathOf(facts, '/nix/store/cccc-glibc-2.36/lib/ld.so')).toBe('/nix/store/cccc-glibc-2.36/lib/ld.so')
+    expect(closurePathOf(facts, '/nix/store/cccc-glibc-2.36-dev/bin/x')).toBeUndefined()
+    expect(closurePathOf(facts, '/usr/bin/env')).toBeUndefined()
+    expect(closurePathOf(facts, '/bin/../../usr/bin/env')).toBeUndefined()
+    // The skeleton's own etc is not linked to the profile's.
+    expect(closurePathOf(facts, '/etc/profile')).toBeUndefined()
+  })
+
+  it('refuses to mount a store path that a .mounts file cannot carry', () => {
+    const odd = { ...facts, closure: [...facts.closure, '/nix/store/dddd-what?'] }
+    expect(() => planImage(odd, { ...options, kind: 'thin' })).toThrow(
+      /^cannot mount \/nix\/store\/dddd-what\? from the host: the host path holds '\?'/,
     )
   })
 })

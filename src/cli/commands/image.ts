@@ -1,57 +1,43 @@
 // `nix2aci thin` and `nix2aci fat`: options in, one build, a report out.
-import { COMPRESSIONS, DEFAULT_COMPRESSION } from '../../aci/compression.js'
+import type { Options } from 'yargs'
 import { buildImage } from '../../pipeline/build-image.js'
-import { DEFAULT_ENGINE, ENGINES } from '../../engines/engine.js'
-import { parseAppOptions } from '../../plan/app-options.js'
+import { BUILD_OPTIONS, IMAGE_OPTIONS } from '../../pipeline/options.js'
+import { MANIFEST_OPTIONS, parseAppOptions } from '../../plan/app-options.js'
+import { unmetNeed, type OptionTable } from '../../plan/options.js'
 import type { ImageKind } from '../../plan/plan.js'
+import { UserError } from '../../util/errors.js'
 import type { GlobalArgs } from '../main.js'
 import { createProgress, progressStyle } from '../progress.js'
 import { describeBuild } from '../report.js'
 
-const imageOptions = {
-  file: {
-    alias: 'f',
-    type: 'string',
-    describe: 'Nix expression to take packages from (default <nixpkgs> from NIX_PATH)',
-  },
-  engine: {
-    choices: ENGINES,
-    default: DEFAULT_ENGINE,
-    describe: 'acbuild, the native writer, or acbuild when installed',
-  },
-  compression: { choices: COMPRESSIONS, default: DEFAULT_COMPRESSION, describe: 'how the image is compressed' },
-  'resolv-conf': {
-    type: 'boolean',
-    default: true,
-    describe: "mount the host's /etc/resolv.conf (--no-resolv-conf drops it)",
-  },
-  validate: { type: 'boolean', default: true, describe: 'run actool validate when installed (--no-validate skips)' },
-  sign: {
-    type: 'boolean',
-    default: false,
-    describe: 'sign the image with gpg: <name>.aci.asc (GNUPGHOME is honoured)',
-  },
-  key: { type: 'string', describe: "the gpg key to sign with (default: gpg's default key)", implies: 'sign' },
-} as const
+/** A table's options as yargs takes them; repeatable ones are text, which their parsers check. */
+type YargsOptions<Table extends OptionTable> = {
+  [Option in keyof Table]: { describe: string } & (Table[Option] extends { type: 'boolean' }
+    ? { type: 'boolean'; default: boolean }
+    : Table[Option] extends { choices: readonly (infer Choice)[] }
+      ? { choices: readonly Choice[]; default: Choice }
+      : Table[Option] extends { type: 'strings' | 'numbers' }
+        ? { type: 'string'; array: true }
+        : { type: 'string' })
+}
 
-/** Manifest options, each checked against the appc rules before any Nix work. */
-const manifestOptions = {
-  exec: { type: 'string', describe: "the app's full command line (default: <binary>); args after -- are appended" },
-  'image-version': { type: 'string', describe: 'the version label' },
-  label: { type: 'string', array: true, describe: 'a label, k=v (repeatable)' },
-  env: { type: 'string', array: true, describe: 'an environment variable, K=V (repeatable)' },
-  port: { type: 'string', array: true, describe: 'a port, name:protocol:port[:count][:socket-activated]' },
-  mount: { type: 'string', array: true, describe: 'a mount point for the user to fill, name:path[:ro]' },
-  volume: { type: 'string', array: true, describe: 'a host path for a --mount, name=hostpath (goes to .mounts)' },
-  isolator: { type: 'string', array: true, describe: 'an isolator, name=JSON' },
-  user: { type: 'string', describe: 'user to run as (default 0)' },
-  group: { type: 'string', describe: 'group to run as (default 0)' },
-  'supplementary-gid': { type: 'number', array: true, describe: 'a supplementary group ID (repeatable)' },
-  'working-dir': { type: 'string', describe: "the app's working directory (absolute)" },
-  annotation: { type: 'string', array: true, describe: 'an annotation, k=v (repeatable)' },
-  'pre-start': { type: 'string', describe: 'command to run before the app starts' },
-  'post-stop': { type: 'string', describe: 'command to run after the app stops' },
-} as const
+function yargsOptions<Table extends OptionTable>(table: Table): YargsOptions<Table> {
+  const options = Object.entries(table).map(([option, declaration]): [string, Options] => {
+    const common = { describe: declaration.describe, ...(declaration.alias ? { alias: declaration.alias } : {}) }
+    switch (declaration.type) {
+      case 'string':
+        return [option, { ...common, type: 'string' }]
+      case 'strings':
+      case 'numbers':
+        return [option, { ...common, type: 'string', array: true }]
+      case 'boolean':
+        return [option, { ...common, type: 'boolean', default: declaration.default }]
+      case 'choice':
+        return [option, { ...common, choices: declaration.choices, default: declaration.default }]
+    }
+  })
+  return Object.fromEntries(options) as YargsOptions<Table>
+}
 
 /** `command` is the command's name: `thin` or `fat` in nix2aci, `$0` (the default) in the legacy scripts. */
 export function addImageCommand(
@@ -79,10 +65,12 @@ export function addImageCommand(
           demandOption: true,
           describe: 'attribute paths, package names or store paths',
         })
-        .options(imageOptions)
-        .options(manifestOptions)
-        .group(Object.keys(manifestOptions), 'Manifest options:'),
+        .options(yargsOptions(BUILD_OPTIONS))
+        .options(yargsOptions(MANIFEST_OPTIONS))
+        .group(Object.keys(MANIFEST_OPTIONS), 'Manifest options:'),
     async (argv) => {
+      const unmet = unmetNeed(IMAGE_OPTIONS, argv)
+      if (unmet) throw new UserError(`--${unmet[0]} needs --${unmet[1]}`)
       const app = parseAppOptions({
         ...argv,
         execArgs: ((argv['--'] as unknown[] | undefined) ?? []).map(String),
