@@ -80,7 +80,8 @@ function acbuildIn(workPath: string, staging: string, signal: AbortSignal): Acbu
         '',
       ].join('\n'),
     )
-    const result = await $acbuild`bash ${script}`
+    // Sourced by the shell zx starts: one shell for the whole loop.
+    const result = await $acbuild`. ${script}`
     signal.throwIfAborted()
     if (result.exitCode !== 0) {
       const lines = result.stderr.trim().split('\n')
