@@ -5,7 +5,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, listImage, repoRoot, testCacheHome } from './helpers/cli.js'
+import { actoolValidate, listImage, makeTempDir, onPath, pathWithout, repoRoot, testCacheHome } from './helpers/cli.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
@@ -31,7 +31,12 @@ describe('README', () => {
     expect(JSON.parse(readmeBlock('spec'))).toEqual(example)
   })
 
-  it('runs its examples as typed, and the images they build pass actool and run', async () => {
+  // With each engine `auto` picks for thin images: native with acbuild hidden, and acbuild where installed.
+  const runsItsExamples = 'runs its examples as typed, and the images they build pass actool and run'
+  it(`${runsItsExamples} (native engine)`, () => runExamples('native'))
+  it.skipIf(!onPath('acbuild'))(`${runsItsExamples} (acbuild engine)`, () => runExamples('acbuild'))
+
+  async function runExamples(engine: 'native' | 'acbuild'): Promise<void> {
     const examples = readmeBlock('examples')
     expect(examples).toContain('./buildThinACI go1.5-etcd-v2.1.2 etcd etcd')
     expect(examples).toContain('./buildThinACI bbpython35 sh busybox python35')
@@ -40,11 +45,15 @@ describe('README', () => {
     onTestFinished(() => key.remove())
     // No NIX_PATH, even the caller's: the README must set it itself.
     const { NIX_PATH: _nixPath, ...hostEnv } = process.env
-    const env = { ...hostEnv, GNUPGHOME: key.home, XDG_CACHE_HOME: testCacheHome }
+    const scratch = makeTempDir()
+    onTestFinished(() => scratch.remove())
+    const PATH = engine === 'native' ? pathWithout('acbuild', scratch.path) : hostEnv.PATH
+    const env = { ...hostEnv, PATH, GNUPGHOME: key.home, XDG_CACHE_HOME: testCacheHome }
     rmSync(acis, { recursive: true, force: true })
     const script = ['examples', 'options', 'sign', 'check', 'spec-build'].map(readmeBlock).join('\n')
     const run = spawnSync('bash', ['-e', '-c', script], { cwd: repoRoot, env, encoding: 'utf8' })
     expect(run.status, run.stderr).toBe(0)
+    expect(run.stdout).toContain(`(thin, ${engine} engine`)
 
     for (const name of ['go1.5-etcd-v2.1.2', 'bbpython35', 'hello-fat', 'etcd-node', 'hello-signed']) {
       expect(actoolValidate(join(acis, `${name}.aci`)).status, name).toBe(0)
@@ -78,5 +87,5 @@ describe('README', () => {
       /^rkt run --insecure-options=image --volume=.* ACIs\/go1\.5-etcd-v2\.1\.2\.aci -- --version$/m,
     )
     expect(run.stdout).toMatch(/3 built, 0 failed/)
-  })
+  }
 })
