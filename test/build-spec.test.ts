@@ -89,6 +89,32 @@ describe('nix2aci build', () => {
     expect(existsSync(join(dir.path, 'all-fail'))).toBe(false)
   })
 
+  it('reports each failure on stderr, in text, under --quiet and under --json alike', () => {
+    const spec = join(dir.path, 'mixed.json')
+    const out = join(dir.path, 'mixed')
+    const good = { name: 'mixed-good', binary: 'hello', packages: ['hello'] }
+    const bad = { name: 'mixed-bad', binary: 'nope', packages: ['hello'] }
+    writeFileSync(spec, JSON.stringify({ file: fixtures, outDir: out, images: [good, bad] }))
+    // Progress goes to stderr too, a line a step when not on a terminal.
+    const failure = /^FAILED mixed-bad: binary 'nope' is not in the packages.*$/m
+
+    const text = runCli(['build', '-c', spec])
+    expect(text.status).toBe(1)
+    expect(text.stdout).toMatch(/^ok {5}mixed-good: .*mixed-good\.aci \(thin, .*\)\n1 built, 1 failed\n$/)
+    expect(text.stderr).toMatch(failure)
+
+    const json = runCli(['build', '-c', spec, '--json'])
+    expect(json.status).toBe(1)
+    expect(JSON.parse(json.stdout).images.map((image: { ok: boolean }) => image.ok)).toEqual([true, false])
+    expect(json.stderr).toMatch(failure)
+
+    writeFileSync(spec, JSON.stringify({ file: fixtures, outDir: out, images: [bad] }))
+    const quiet = runCli(['build', '-c', spec, '-q'])
+    expect(quiet.status).toBe(1)
+    expect(quiet.stdout).toBe('')
+    expect(quiet.stderr).toMatch(/^FAILED mixed-bad: binary 'nope' is not in the packages.*\n$/)
+  })
+
   it('refuses a spec that is not JSON or has no images list, in one line', () => {
     const bad = join(dir.path, 'bad.json')
     writeFileSync(bad, '{"image": []}')

@@ -28,15 +28,18 @@ export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArg
         signal,
       )
       const failed = outcomes.filter((outcome) => !outcome.ok).length
+      // Each failure is an error: on stderr whatever else is asked for, also under --quiet and --json.
+      for (const outcome of outcomes) {
+        if (!outcome.ok) process.stderr.write(`FAILED ${outcome.name}: ${outcome.error}\n`)
+        else if (!argv.quiet && !argv.json) {
+          const { image, kind, size } = outcome.result
+          process.stdout.write(`ok     ${outcome.name}: ${displayPath(image)} (${kind}, ${formatSize(size)})\n`)
+        }
+      }
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ images: outcomes, built: outcomes.length - failed, failed })}\n`)
       } else if (!argv.quiet) {
-        const lines = outcomes.map((outcome) =>
-          outcome.ok
-            ? `ok     ${outcome.name}: ${displayPath(outcome.result.image)} (${outcome.result.kind}, ${formatSize(outcome.result.size)})`
-            : `FAILED ${outcome.name}: ${outcome.error}`,
-        )
-        process.stdout.write(`${lines.join('\n')}\n${outcomes.length - failed} built, ${failed} failed\n`)
+        process.stdout.write(`${outcomes.length - failed} built, ${failed} failed\n`)
       }
       if (failed > 0) process.exitCode = 1
     },
