@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for nix2aci: the tools it drives and tests against, Nix made
-# usable offline as root, the npm dependencies (which build dist/), and the fixture packages.
+# usable offline as root, the npm dependencies, the CLI (dist/) and the fixture packages.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +31,6 @@ for setting in 'substituters =' 'sandbox = false'; do
 done
 
 npm ci --no-audit --no-fund
+npm run build  # dist/: no install script builds it, since one would run (and warn) wherever the package is installed
 nix-build fixtures --no-out-link >/dev/null
 echo "setup.sh: ready (Nix $(nix-env --version | awk '{print $NF}'), $(actool version 2>&1 | head -1))"
