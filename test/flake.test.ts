@@ -3,22 +3,34 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { closureOf, nixBuild, runInClosure } from './helpers/closure.js'
-import { fixtures } from './helpers/cli.js'
+import { fixtures, makeTempDir } from './helpers/cli.js'
 
 // Flakes came in Nix 2.4, behind these experimental features until they are stable.
 const flakeFeatures = ['--extra-experimental-features', 'nix-command flakes']
 const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
 const hasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
 
-/** `nix build --json` of one flake reference: its output's store path and its derivation. */
+const roots = makeTempDir('nix2aci-flake-')
+afterAll(() => roots.remove())
+let builds = 0
+
+/**
+ * `nix build --json` of one flake reference: its output's store path and its derivation. The
+ * out-link is a GC root, so a garbage collection running meanwhile keeps what the test looks at.
+ */
 function flakeBuild(ref: string, options: { args?: string[]; cwd?: string } = {}): { out: string; drvPath: string } {
-  const stdout = execFileSync('nix', [...flakeFeatures, 'build', '--no-link', '--json', ...(options.args ?? []), ref], {
-    encoding: 'utf8',
-    cwd: options.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const outLink = join(roots.path, `result-${++builds}`)
+  const stdout = execFileSync(
+    'nix',
+    [...flakeFeatures, 'build', '--out-link', outLink, '--json', ...(options.args ?? []), ref],
+    {
+      encoding: 'utf8',
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   const [built] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[]
   return { out: built!.outputs.out, drvPath: built!.drvPath }
 }
@@ -32,7 +44,7 @@ function derivationEnv(drvPath: string): Record<string, string> {
 }
 
 describe.skipIf(!hasFlakes)('fixture flake (needs Nix 2.4 or later)', () => {
-  it("builds hello from path:fixtures#hello, and the program runs in its closure", () => {
+  it('builds hello from path:fixtures#hello, and the program runs in its closure', () => {
     const { out } = flakeBuild(`path:${fixtures}#hello`)
     const run = runInClosure(closureOf(out), [`${out}/bin/hello`])
     expect(run.stdout).toBe('Hello, world!\n')
