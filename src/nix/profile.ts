@@ -31,17 +31,16 @@ function nixError(what: string, error: unknown): UserError {
     return new UserError(`${what}: ${headline ?? `nix exited with ${error.exitCode}`}`)
   const message = headline.replace(/^error:\s*/, '').replace(/;$/, '')
   const failedBuild = /^builder for '([^']+)' failed/.exec(message)
+  const subject = failedBuild
+    ? `nix-env failed to build ${derivationFile(failedBuild[1]!).replace(/\.drv$/, '')}`
+    : what
   const lines = error.stderr.split('\n')
   const details = lines
     .slice(lines.findIndex((line) => line.trim() === headline) + 1)
     .filter((line) => line.trim() !== '')
     // Nix indents what belongs to an error under its `error: ` prefix.
     .map((line) => line.replace(/^ {1,7}/, '').replace(NIX_LOG_HINT, "For full logs, run 'nix-store -l $1'."))
-  return new UserError(
-    `${failedBuild ? `nix-env failed to build ${derivationFile(failedBuild[1]!).replace(/\.drv$/, '')}` : what}: ${message}`,
-    1,
-    details,
-  )
+  return new UserError(`${subject}: ${message}`, 1, details)
 }
 
 // `nix log` needs the experimental nix-command feature; `nix-store -l` reads the same log everywhere.
@@ -120,7 +119,7 @@ type NixEnv = (args: readonly string[]) => Promise<unknown>
 
 /**
  * nix-env as the watcher wants it. Unwatched builders' output is left out (`-Q`): Nix then puts a
- * failed builder's last log lines into its error, as nix-build shows them, and keeps no log in memory.
+ * failed builder's last log lines into its error, as nix-build shows them, and no log piles up here.
  */
 function nixEnvRunner(watch: NixWatch, signal: AbortSignal): NixEnv {
   const onStderrLine = (line: string) => {
