@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest'
+import { MANIFEST_OPTIONS } from '../../src/plan/app-options.js'
+import { fieldName } from '../../src/plan/options.js'
+import { parseSpec } from '../../src/pipeline/spec.js'
+
+const defaults = { outDir: '/out' }
+const image = { name: 'x', binary: 'hello', packages: ['hello'] }
+const parse = (fields: Record<string, unknown>) =>
+  parseSpec(JSON.stringify({ images: [{ ...image, ...fields }] }), '/s/spec.json', defaults)[0]!
+
+describe('spec fields, from the option table', () => {
+  it('takes every manifest option under its camelCase name', () => {
+    const fields = Object.keys(MANIFEST_OPTIONS).map(fieldName)
+    expect(fields).toContain('supplementaryGid')
+    for (const field of fields)
+      expect(parse({ [field]: 0 })).toMatchObject({
+        error: expect.stringMatching(new RegExp(`images\\[0\\]\\.${field}: must be `)),
+      })
+  })
+
+  it.each([
+    [{ label: 'a=b' }, 'images[0].label: must be a list of strings'],
+    [{ supplementaryGid: ['10'] }, 'images[0].supplementaryGid: must be a list of numbers'],
+    [{ exec: ['sh'] }, 'images[0].exec: must be a string'],
+    [{ sign: 'yes' }, 'images[0].sign: must be true or false'],
+    [{ engine: 'docker' }, 'images[0].engine: must be one of auto, acbuild, native'],
+    [{ key: 'k' }, 'images[0].key: needs "sign": true'],
+    [
+      { supplementaryGid: [4294967295] },
+      "images[0]: --supplementary-gid '4294967295': must be a whole number from 0 to 4294967294",
+    ],
+    [
+      { binary: 'bin/../../usr/bin/env' },
+      "images[0].binary: binary 'bin/../../usr/bin/env' leads out of the profile: a path with a / is taken inside the profile",
+    ],
+    [{ colour: 'red' }, "images[0]: unknown field 'colour'"],
+  ])('refuses %j, naming the field', (fields, error) => {
+    expect(parse(fields)).toEqual({ name: 'x', error: `/s/spec.json: ${error}` })
+  })
+
+  it('reads the options with their defaults', () => {
+    const entry = parse({ execArgs: ['--x'], sign: true, key: 'k', resolvConf: false, file: 'pkgs' })
+    expect(entry).toMatchObject({
+      request: {
+        engine: 'auto',
+        compression: 'gzip',
+        resolvConf: false,
+        validate: true,
+        sign: { key: 'k' },
+        file: '/s/pkgs',
+      },
+    })
+    expect('request' in entry && entry.request.app.execArgs).toEqual(['--x'])
+  })
+})
