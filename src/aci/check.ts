@@ -1,69 +1,146 @@
-// What `nix2aci validate` checks: the image as rkt would take it, and, for a thin image, that this
-// host has every path its mounts name.
-import { readFile } from 'node:fs/promises'
+// What `nix2aci validate` checks: the image as rkt would take it (actool, the tar's entries, a
+// volume for every mount point, the signature beside it), and that this host has every path its
+// volumes name.
 import { validateWithActool } from './actool.js'
-import { exists, mountsFileOf } from './files.js'
+import { exists, signatureFileOf } from './files.js'
 import { readImage, type ImageContents } from './inspect.js'
+import type { MountPoint } from './manifest.js'
+import { mountsFileOf, readMountsFile } from './mounts.js'
+import { verifySignature } from './sign.js'
+import type { HostVolume } from '../plan/plan.js'
 import { isStorePath } from '../nix/selectors.js'
-import { UserError, messageOf } from '../util/errors.js'
+import { UserError } from '../util/errors.js'
 
 /** How the problem of missing mount sources starts, for a reader that lists those paths itself. */
 export const MISSING_SOURCES = 'mount sources missing on this host'
 
 export interface CheckReport {
   image: string
+  /** No problems; warnings leave an image valid. */
   valid: boolean
-  actool: 'passed' | 'not installed'
+  actool: 'passed' | 'rejected' | 'not installed' | 'not run'
+  /** `none`: no `.aci.asc` beside the image. */
+  signature: 'none' | 'good' | 'bad' | 'unverified'
   problems: string[]
+  /** What the user must still give `rkt run`: a `--volume` for a mount point the `.mounts` file leaves open. */
+  warnings: string[]
   missingMountSources: string[]
-}
-
-/** Host sources named by a `.mounts` file's `--volume=...,source=PATH,...` arguments. */
-function volumeSources(mountsText: string): string[] {
-  return mountsText
-    .split(/\s+/)
-    .filter(Boolean)
-    .map((arg) => /(?:^--volume=|,)source=([^,]+)/.exec(arg)?.[1])
-    .filter((source): source is string => source !== undefined)
 }
 
 export async function checkImage(image: string): Promise<CheckReport> {
   const problems: string[] = []
+  const warnings: string[] = []
   let contents: ImageContents | undefined
+  let readable = true
   try {
     contents = await readImage(image)
   } catch (error) {
     if (!(error instanceof UserError)) throw error
     problems.push(error.message)
+    // actool on a directory, a device or nothing at all tells nothing more (and `/dev/zero` never ends).
+    readable = !/^no such image|is not an image: |^cannot read /.test(error.message)
   }
   if (contents) {
     const extra = contents.topLevel.filter((name) => name !== 'manifest' && name !== 'rootfs')
     if (extra.length > 0)
       problems.push(`unexpected top-level entries (only manifest and rootfs/ belong there): ${extra.join(', ')}`)
-    if (contents.manifest.acKind !== 'ImageManifest') problems.push('the manifest is not an ImageManifest')
+    if (contents.escapingEntries.length > 0)
+      problems.push(`entries outside the image (absolute or climbing out with ..): ${listed(contents.escapingEntries)}`)
   }
-  let actool: CheckReport['actool'] = 'not installed'
-  try {
-    if (await validateWithActool(image)) actool = 'passed'
-  } catch (error) {
-    problems.push(messageOf(error))
+  let actool: CheckReport['actool'] = readable ? 'not installed' : 'not run'
+  if (readable) {
+    try {
+      if (await validateWithActool(image)) actool = 'passed'
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error
+      actool = 'rejected'
+      problems.push(error.message)
+    }
   }
-  const missingMountSources = contents ? await missingSources(image, contents) : []
-  if (missingMountSources.length > 0) problems.push(`${MISSING_SOURCES}: ${missingMountSources.join(' ')}`)
-  return { image, valid: problems.length === 0, actool, problems, missingMountSources }
+  let missingMountSources: string[] = []
+  if (contents) {
+    const volumes = await mountVolumes(image, contents, problems, warnings)
+    missingMountSources = await missing(volumes.map((volume) => volume.source))
+    if (missingMountSources.length > 0) problems.push(`${MISSING_SOURCES}: ${missingMountSources.join(' ')}`)
+  }
+  const signature = readable ? await checkSignature(image, problems) : 'none'
+  return { image, valid: problems.length === 0, actool, signature, problems, warnings, missingMountSources }
 }
 
 /**
- * The host paths the image needs but this host lacks: the sources its `.mounts` file names, or,
- * without one, the store paths its mount points expect (a thin image's closure).
+ * The volumes rkt would get from the `.mounts` file, matched against the manifest's mount points as
+ * rkt matches them (by name). A thin image's store mounts must each have their volume, with the
+ * store path as source: without it rkt refuses the image. Any other mount point without a volume is
+ * the user's to fill at run time: a warning with the `--volume` to add. Without a `.mounts` file,
+ * the host paths a thin image needs are its store mount points.
  */
-async function missingSources(image: string, contents: ImageContents): Promise<string[]> {
-  const mountsText = await readFile(mountsFileOf(image), 'utf8').catch(() => undefined)
-  const app = contents.manifest.app as { mountPoints?: Array<{ path: string }> } | undefined
-  const sources =
-    mountsText !== undefined
-      ? volumeSources(mountsText)
-      : (app?.mountPoints ?? []).map((mount) => mount.path).filter(isStorePath)
-  const present = await Promise.all(sources.map(exists))
-  return sources.filter((_, i) => !present[i])
+async function mountVolumes(
+  image: string,
+  contents: ImageContents,
+  problems: string[],
+  warnings: string[],
+): Promise<HostVolume[]> {
+  const mountsFile = mountsFileOf(image)
+  const mountPoints = contents.manifest.app?.mountPoints ?? []
+  const storeMounts = contents.kind === 'thin' ? mountPoints.filter((mount) => isStorePath(mount.path)) : []
+  let volumes: HostVolume[] | undefined
+  try {
+    volumes = await readMountsFile(image)
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    problems.push(error.message)
+    return []
+  }
+  const open = (mounts: MountPoint[]) =>
+    mounts.forEach((mount) =>
+      warnings.push(
+        `mount point ${mount.name} (${mount.path}) has no volume: rkt run needs --volume=${mount.name},kind=host,source=HOST_PATH`,
+      ),
+    )
+  if (volumes === undefined) {
+    if (storeMounts.length > 0)
+      problems.push(
+        `no ${mountsFile} beside the image: rkt run needs a --volume for each of its ${storeMounts.length} store mount points`,
+      )
+    open(mountPoints.filter((mount) => !storeMounts.includes(mount)))
+    return storeMounts.map((mount) => ({ name: mount.name, source: mount.path, readOnly: true }))
+  }
+  const byName = new Map(volumes.map((volume) => [volume.name, volume]))
+  const stray = volumes.filter((volume) => !mountPoints.some((mount) => mount.name === volume.name))
+  if (stray.length > 0)
+    problems.push(`${mountsFile} does not match the image: volumes for no mount point: ${listed(stray.map((v) => v.name))}`)
+  const unfilled = storeMounts.filter((mount) => !byName.has(mount.name))
+  if (unfilled.length > 0)
+    problems.push(
+      `${mountsFile} does not match the image: store mount points without a volume: ${listed(unfilled.map((m) => m.name))}`,
+    )
+  const elsewhere = storeMounts.filter((mount) => byName.has(mount.name) && byName.get(mount.name)!.source !== mount.path)
+  if (elsewhere.length > 0)
+    problems.push(
+      `${mountsFile} does not match the image: store mount points whose volume has another source: ${listed(
+        elsewhere.map((m) => `${m.name} (${byName.get(m.name)!.source}, not ${m.path})`),
+      )}`,
+    )
+  open(mountPoints.filter((mount) => !storeMounts.includes(mount) && !byName.has(mount.name)))
+  return volumes
 }
+
+/** Up to five of a list, and how many more: a problem stays one readable line. */
+function listed(items: string[]): string {
+  const shown = items.slice(0, 5).join(', ')
+  return items.length > 5 ? `${shown} and ${items.length - 5} more` : shown
+}
+
+async function missing(paths: string[]): Promise<string[]> {
+  const present = await Promise.all(paths.map(exists))
+  return paths.filter((_, i) => !present[i])
+}
+
+async function checkSignature(image: string, problems: string[]): Promise<CheckReport['signature']> {
+  const signature = signatureFileOf(image)
+  if (!(await exists(signature))) return 'none'
+  const result = await verifySignature(image, signature)
+  if (result.status !== 'good') problems.push(`signature ${signature}: ${result.status}: ${result.detail}`)
+  return result.status
+}
+

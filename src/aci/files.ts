@@ -1,10 +1,5 @@
-// The files that travel with an image, named from the image's own path.
+// The files that travel with an image, named from the image's own path (`.mounts`: see mounts.ts).
 import { access } from 'node:fs/promises'
-
-/** `<name>.mounts`: the rkt run volumes of a thin image (or of a fat image with host volumes). */
-export function mountsFileOf(image: string): string {
-  return image.replace(/\.aci$/, '') + '.mounts'
-}
 
 /** Whether a path exists (for the files beside an image and the host paths its mounts name). */
 export function exists(path: string): Promise<boolean> {

@@ -1,50 +1,48 @@
-// Reading an .aci back: its compression from the magic bytes, and the uncompressed tar stream.
-import { spawn } from 'node:child_process'
+// Opening an .aci to read it: a regular file, its compression from the magic bytes, its tar decompressed.
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip } from 'node:zlib'
-import { killOnAbort } from '../util/cancel.js'
-import type { Compression } from './compression.js'
+import { UserError } from '../util/errors.js'
+import { COMPRESSION_FORMATS, MAGIC_BYTES, compressionOfHead, type Compression } from './compression.js'
 
-export async function compressionOf(file: string): Promise<Compression> {
-  const handle = await open(file, 'r')
+export interface OpenedImage {
+  size: number
+  compression: Compression
+  /** The uncompressed tar. */
+  tar: Readable
+}
+
+/**
+ * Opens an image for reading. Anything but a regular file (a directory, `/dev/zero`, a FIFO) is
+ * refused before a byte is read, so a reader never waits on a stream without end.
+ */
+export async function openImage(file: string, signal?: AbortSignal): Promise<OpenedImage> {
+  // Non-blocking, so that opening a FIFO does not wait for a writer; a regular file reads as ever.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+    throw new UserError(error.code === 'ENOENT' ? `no such image: ${file}` : `cannot read ${file}: ${error.message}`)
+  })
+  let size: number
+  let compression: Compression | undefined
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(6), 0, 6, 0)
-    const magic = buffer.subarray(0, bytesRead)
-    if (magic[0] === 0x1f && magic[1] === 0x8b) return 'gzip'
-    if (magic.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz'
-    if (magic.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2'
-    return 'none'
+    const info = await handle.stat()
+    if (!info.isFile())
+      throw new UserError(`${file} is not an image: it is ${info.isDirectory() ? 'a directory' : 'not a regular file'}`)
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(MAGIC_BYTES), 0, MAGIC_BYTES, 0)
+    size = info.size
+    compression = compressionOfHead(buffer.subarray(0, bytesRead))
   } finally {
     await handle.close()
   }
-}
-
-/** The image's tar, decompressed; `known` saves reading the magic bytes again. `signal` stops the reading. */
-export async function openTar(file: string, known?: Compression, signal?: AbortSignal): Promise<Readable> {
-  const compression = known ?? (await compressionOf(file))
-  if (compression === 'none') return createReadStream(file, { signal })
-  if (compression === 'gzip') {
-    const gunzip = createGunzip()
-    // pipeline destroys gunzip with the read error, so the reader sees it
-    pipeline(createReadStream(file), gunzip, { signal }).catch(() => undefined)
-    return gunzip
-  }
-  const child = killOnAbort(spawn(compression, ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'], signal }), signal)
-  // The reader sees a missing or failing decompressor as an error on the stream it reads.
-  child.on('error', (error) => child.stdout.destroy(new Error(`cannot run ${compression}: ${error.message}`)))
-  child.on('close', (code) => {
-    if (code !== 0 && code !== null) child.stdout.destroy(new Error(`${compression} exited with ${code}`))
-  })
-  return child.stdout
+  if (!compression) throw new UserError(`${file} is not a readable ACI: it is neither gzip, bzip2, xz nor a tar`)
+  // Returned at once, with no await between: the caller listens for the stream's errors before any can come.
+  return { size, compression, tar: COMPRESSION_FORMATS[compression].decompress(file, signal) }
 }
 
 /** The image ID rkt gives an image: `sha512-` of its uncompressed tar. */
 export async function imageIdOf(file: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha512')
-  await pipeline(await openTar(file, undefined, signal), hash, { signal })
+  await pipeline((await openImage(file, signal)).tar, hash, { signal })
   return `sha512-${hash.digest('hex')}`
 }

@@ -1,6 +1,7 @@
 // The `rkt run` command line for an image: its .mounts volumes, and trust by signature when it has one.
 import { readFile } from 'node:fs/promises'
-import { exists, mountsFileOf, signatureFileOf } from './files.js'
+import { exists, signatureFileOf } from './files.js'
+import { mountsFileOf } from './mounts.js'
 
 /** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
 export function trustOptions(signed: boolean): string[] {

@@ -4,9 +4,10 @@ import { realpath, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { validateWithActool } from '../aci/actool.js'
-import { mountsFileOf, signatureFileOf } from '../aci/files.js'
+import { signatureFileOf } from '../aci/files.js'
+import { mountsFileOf } from '../aci/mounts.js'
 import { trustOptions } from '../aci/rkt.js'
-import type { Compression } from '../aci/compression.js'
+import { requireCompressor, type Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
 import type { Engine, EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
@@ -88,6 +89,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
   checkImageName(request.name)
   checkBinary(request.binary)
   const engine = chooseEngine(request.engine, request.compression, request.kind)
+  requireCompressor(request.compression)
   requireNix()
   signal.throwIfAborted()
   const outDir = resolve(request.outDir)

@@ -1,15 +1,16 @@
 // The appc image manifest a plan stands for: what the native engine writes, and what acbuild
 // must produce from the same plan. Empty lists are left out, as acbuild leaves them out.
+import type { ImageManifest } from '../aci/manifest.js'
+import { formatMountsFile } from '../aci/mounts.js'
 import type { ImagePlan } from './plan.js'
 
 /** The appc spec version acbuild 0.4.0 declares; both engines must agree on it. */
 const AC_VERSION = '0.8.5'
 
-export type ImageManifest = Record<string, unknown>
-
 export function imageManifest(plan: ImagePlan): ImageManifest {
   const { app } = plan
-  const nonEmpty = <T>(key: string, list: T[]) => (list.length > 0 ? { [key]: list } : {})
+  const nonEmpty = <K extends string, T>(key: K, list: T[]) =>
+    (list.length > 0 ? { [key]: list } : {}) as Partial<Record<K, T[]>>
   return {
     acKind: 'ImageManifest',
     acVersion: AC_VERSION,
@@ -35,10 +36,7 @@ export function imageManifest(plan: ImagePlan): ImageManifest {
   }
 }
 
-/** The `.mounts` file: rkt run arguments for every host volume, on one line. */
+/** The `.mounts` file for the plan's host volumes (its format is aci/mounts.ts's). */
 export function mountsFileContent(plan: ImagePlan): string {
-  const args = plan.volumes.map(
-    (v) => `--volume=${v.name},kind=host,source=${v.source}${v.readOnly ? ',readOnly=true' : ''}`,
-  )
-  return `${args.join(' ')}\n`
+  return formatMountsFile(plan.volumes)
 }

@@ -1,19 +1,8 @@
 // `nix2aci inspect` and `nix2aci validate`: what an image holds, and whether rkt could run it here.
-import { isStorePath } from '../../nix/selectors.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
-import { withImageArgument } from './image-argument.js'
-
-interface ManifestView {
-  name?: string
-  labels?: Array<{ name: string; value: string }>
-  app?: {
-    exec?: string[]
-    mountPoints?: Array<{ name: string; path: string; readOnly?: boolean }>
-    ports?: Array<{ name: string; protocol: string; port: number; count?: number }>
-  }
-}
+import { withImageArgument, withImagesArgument } from './image-argument.js'
 
 export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
   return cli
@@ -25,12 +14,12 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
         // Loaded here, not at start-up: reading images pulls in tar-stream, zlib and crypto.
         const { readImage } = await import('../../aci/inspect.js')
         const contents = await readImage(argv.aci)
-        const manifest = contents.manifest as ManifestView
+        const { manifest } = contents
         const mountPoints = manifest.app?.mountPoints ?? []
         const summary = {
           image: argv.aci,
-          name: manifest.name ?? null,
-          kind: contents.hasStore ? 'fat' : mountPoints.some((m) => isStorePath(m.path)) ? 'thin' : 'other',
+          name: manifest.name,
+          kind: contents.kind,
           labels: Object.fromEntries((manifest.labels ?? []).map((label) => [label.name, label.value])),
           exec: manifest.app?.exec ?? [],
           mounts: mountPoints,
@@ -58,22 +47,26 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       },
     )
     .command(
-      'validate <aci>',
-      'Check an image: actool validate, and for a thin image that every mount source exists on this host',
-      withImageArgument,
+      'validate <aci..>',
+      'Check images as rkt would take them: actool, a volume for every mount point, the signature, and that every mount source exists on this host',
+      withImagesArgument,
       async (argv) => {
         const { checkImage, MISSING_SOURCES } = await import('../../aci/check.js')
-        const report = await checkImage(argv.aci)
-        if (argv.json) process.stdout.write(`${JSON.stringify(report)}\n`)
-        else if (report.valid) process.stdout.write(`${displayPath(argv.aci)}: valid (actool ${report.actool})\n`)
-        else {
+        const reports = await Promise.all(argv.aci.map(checkImage))
+        for (const report of reports) {
+          if (argv.json) {
+            process.stdout.write(`${JSON.stringify(report)}\n`)
+            continue
+          }
+          const shown = displayPath(report.image)
+          const checked = [`actool ${report.actool}`, ...(report.signature !== 'none' ? [`signature ${report.signature}`] : [])]
+          const warnings = report.warnings.map((w) => `  warning: ${w}`)
           const missing = report.missingMountSources.map((path) => `  missing: ${path}`)
-          const others = report.problems.filter((p) => !p.startsWith(MISSING_SOURCES))
-          process.stdout.write(
-            [`${displayPath(argv.aci)}: invalid`, ...others.map((p) => `  ${p}`), ...missing].join('\n') + '\n',
-          )
+          const others = report.problems.filter((p) => !p.startsWith(MISSING_SOURCES)).map((p) => `  ${p}`)
+          const head = report.valid ? `${shown}: valid (${checked.join(', ')})` : `${shown}: invalid`
+          process.stdout.write([head, ...others, ...missing, ...warnings].join('\n') + '\n')
         }
-        if (!report.valid) process.exitCode = 1
+        if (reports.some((report) => !report.valid)) process.exitCode = 1
       },
     )
 }
