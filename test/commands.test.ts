@@ -198,6 +198,59 @@ describe('nix2aci run', () => {
     }
   })
 
+  it("passes rkt's own options through: global ones before run, run ones before the image, per-app ones after it", () => {
+    const run = runCli([
+      'run',
+      '--dir=/tmp/rkt-ci',
+      '--net=host',
+      '--debug',
+      '--stage1-path=/opt/stage1.aci',
+      thin.image,
+      '--exec=/bin/sh',
+      '--dry-run',
+      '--',
+      '-c',
+      'exit 7',
+    ])
+    expect(run.status, run.stderr).toBe(0)
+    const volumes = readFileSync(thin.mountsFile!, 'utf8').trim()
+    expect(run.stdout.trim()).toBe(
+      `rkt --dir=/tmp/rkt-ci --debug run --insecure-options=image --net=host --stage1-path=/opt/stage1.aci ${volumes} ${thin.image} --exec=/bin/sh -- -c 'exit 7'`,
+    )
+  })
+
+  it("lets the user's --volume and --insecure-options replace nix2aci's own", () => {
+    const glibc = /--volume=([^,]*glibc[^,]*),/.exec(readFileSync(thin.mountsFile!, 'utf8'))![1]!
+    const mine = `--volume=${glibc},kind=host,source=/srv/glibc`
+    const run = runCli(['run', '--insecure-options=image,ondisk', mine, thin.image, '--dry-run'])
+    expect(run.status, run.stderr).toBe(0)
+    const words = run.stdout.trim().split(' ')
+    expect(words.slice(0, 3)).toEqual(['rkt', '--insecure-options=image,ondisk', 'run'])
+    expect(words.filter((word) => word.startsWith(`--volume=${glibc},`))).toEqual([mine])
+    expect(words.filter((word) => word.startsWith('--insecure-options'))).toHaveLength(1)
+  })
+
+  it('refuses an rkt option whose value is not after =, in one line', () => {
+    const run = runCli(['run', '--dir', '/tmp/rkt-ci', thin.image, '--dry-run'])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toBe(
+      `nix2aci: run takes one image, and rkt's options their value after '=' (--dir=/var/lib/rkt): /tmp/rkt-ci and ${thin.image} cannot both be the image\n`,
+    )
+  })
+
+  it('refuses up front, in one line, an image whose mount sources this host lacks', () => {
+    writeFileSync(rktLog, 'not called')
+    const image = copyOfThin('run-missing')
+    const gone = '/nix/store/00000000000000000000000000000000-gone'
+    writeFileSync(join(out.path, 'run-missing.mounts'), `--volume=gone,kind=host,source=${gone},readOnly=true\n`)
+    const run = runCli(['run', image], { env: standInEnv('0') })
+    expect(run.status).toBe(1)
+    expect(run.stderr).toBe(
+      `nix2aci: cannot run ${image}: 1 mount sources missing on this host: ${gone} (nix2aci validate lists them)\n`,
+    )
+    expect(readFileSync(rktLog, 'utf8')).toBe('not called')
+  })
+
   it.skipIf(onPath('rkt'))('says clearly that rkt is not installed', () => {
     const run = runCli(['run', thin.image])
     expect(run.status).toBe(1)

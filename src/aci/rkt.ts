@@ -1,21 +1,90 @@
-// The `rkt run` command line for an image: its .mounts volumes, and trust by signature when it has one.
-import { readFile } from 'node:fs/promises'
+// The `rkt run` command line for an image: its .mounts volumes, trust by signature when it has one,
+// and the user's own rkt options, unchanged.
 import { exists, signatureFileOf } from './files.js'
-import { mountsFileOf } from './mounts.js'
+import type { HostVolume } from '../plan/plan.js'
+import { UserError } from '../util/errors.js'
+import { readMountsFile, volumeArgument } from './mounts.js'
+
+/** rkt 1.30's global options (`rkt help`): they go before `run`, every other one after it. */
+const RKT_GLOBAL_OPTIONS = [
+  '--debug',
+  '--dir',
+  '--insecure-options',
+  '--local-config',
+  '--system-config',
+  '--trust-keys-from-https',
+  '--user-config',
+]
 
 /** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
 export function trustOptions(signed: boolean): string[] {
   return signed ? [] : ['--insecure-options=image']
 }
 
-export async function rktRunArgs(image: string, appArgs: readonly string[]): Promise<string[]> {
-  const mounts = await readFile(mountsFileOf(image), 'utf8').catch(() => '')
+/** What `nix2aci run` was given: rkt's options around the image, and the app's arguments. */
+export interface RunRequest {
+  image: string
+  /** rkt options before the image, global and `run` ones mixed, in order. */
+  optionsBefore: string[]
+  /** rkt options after the image (the per-app ones: `--exec=`, `--user=`, ...). */
+  optionsAfter: string[]
+  appArgs: string[]
+}
+
+/**
+ * Splits the words after `nix2aci run` (nix2aci's own options taken out) into rkt's options and the
+ * image. An option's value goes after `=`, as rkt's help writes them: a second bare word is refused
+ * rather than guessed to be either a value or the image.
+ */
+export function parseRunWords(words: readonly string[], appArgs: readonly string[]): RunRequest {
+  const at = words.findIndex((word) => !word.startsWith('-'))
+  if (at < 0) throw new UserError('run: name the image to run (nix2aci run [RKT_OPTION=VALUE ...] IMAGE.aci)')
+  const stray = words.slice(at + 1).find((word) => !word.startsWith('-'))
+  if (stray !== undefined)
+    throw new UserError(
+      `run takes one image, and rkt's options their value after '=' (--dir=/var/lib/rkt): ${words[at]} and ${stray} cannot both be the image`,
+    )
+  return {
+    image: words[at]!,
+    optionsBefore: words.slice(0, at),
+    optionsAfter: words.slice(at + 1),
+    appArgs: [...appArgs],
+  }
+}
+
+const optionName = (option: string) => option.split('=')[0]!
+const volumeName = (option: string) => /^--volume=([^,]*)/.exec(option)?.[1]
+
+export interface RktRun {
+  args: string[]
+  /** The volumes from the `.mounts` file that the command passes (the user's own `--volume`s replace theirs). */
+  volumes: HostVolume[]
+}
+
+/**
+ * `[global options] run [trust] [run options] [volumes] IMAGE [per-app options] [-- app args]`. A user's
+ * `--insecure-options` replaces the trust option nix2aci would add; a user's `--volume=NAME,...`
+ * replaces the `.mounts` file's volume of that name.
+ */
+export async function rktRun(request: RunRequest): Promise<RktRun> {
+  const { image, optionsBefore, optionsAfter, appArgs } = request
+  const fromFile = (await readMountsFile(image)) ?? []
   const signed = await exists(signatureFileOf(image))
-  return [
-    'run',
-    ...trustOptions(signed),
-    ...mounts.split(/\s+/).filter(Boolean),
-    image,
-    ...(appArgs.length > 0 ? ['--', ...appArgs] : []),
-  ]
+  const isGlobal = (option: string) => RKT_GLOBAL_OPTIONS.includes(optionName(option))
+  const userVolumes = new Set(optionsBefore.map(volumeName).filter((name) => name !== undefined))
+  const volumes = fromFile.filter((volume) => !userVolumes.has(volume.name))
+  const userTrusts = optionsBefore.some((option) => optionName(option) === '--insecure-options')
+  return {
+    args: [
+      ...optionsBefore.filter(isGlobal),
+      'run',
+      ...(userTrusts ? [] : trustOptions(signed)),
+      ...optionsBefore.filter((option) => !isGlobal(option)),
+      ...volumes.map(volumeArgument),
+      image,
+      ...optionsAfter,
+      ...(appArgs.length > 0 ? ['--', ...appArgs] : []),
+    ],
+    volumes,
+  }
 }
