@@ -57,7 +57,14 @@ function withManifest(name: string, edit: (manifest: Record<string, unknown>) =>
 
 const validateJson = (args: string[], env = fixtureEnv()) => {
   const run = runCli(['validate', '--json', ...args], { env })
-  return { ...run, reports: run.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) }
+  return {
+    ...run,
+    reports: run.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line)),
+  }
 }
 
 describe('validate agrees with rkt about volumes', () => {
@@ -78,7 +85,9 @@ describe('validate agrees with rkt about volumes', () => {
     const { status, reports } = validateJson([image])
     expect(status).toBe(1)
     expect(reports[0].problems).toContainEqual(
-      expect.stringMatching(/^no .*no-mounts\.mounts beside the image: rkt run needs a --volume for each of its 4 store mount points$/),
+      expect.stringMatching(
+        /^no .*no-mounts\.mounts beside the image: rkt run needs a --volume for each of its 4 store mount points$/,
+      ),
     )
   })
 
@@ -135,7 +144,9 @@ describe('validate checks the signature beside an image', () => {
     const unknown = validateJson([signed.image], fixtureEnv({ GNUPGHOME: stranger.home }))
     expect(unknown.status).toBe(1)
     expect(unknown.reports[0]).toMatchObject({ signature: 'unverified', valid: false })
-    expect(unknown.reports[0].problems.join('\n')).toMatch(/signature .*signed\.aci\.asc: unverified: .*(No public key|public key)/i)
+    expect(unknown.reports[0].problems.join('\n')).toMatch(
+      /signature .*signed\.aci\.asc: unverified: .*(No public key|public key)/i,
+    )
 
     const tampered = copyOf(signed, 'tampered')
     copyFileSync(signed.signature!, `${tampered}.asc`)
@@ -171,7 +182,10 @@ describe('inspect and validate on bad input: one line, exit 1', () => {
     expect(run.stderr).toBe('nix2aci: /dev/zero is not an image: it is not a regular file\n')
     const { status, reports } = validateJson(['/dev/zero'])
     expect(status).toBe(1)
-    expect(reports[0]).toMatchObject({ actool: 'not run', problems: ['/dev/zero is not an image: it is not a regular file'] })
+    expect(reports[0]).toMatchObject({
+      actool: 'not run',
+      problems: ['/dev/zero is not an image: it is not a regular file'],
+    })
   })
 
   it('refuses a directory', () => {
@@ -188,7 +202,9 @@ describe('inspect and validate on bad input: one line, exit 1', () => {
     const image = withManifest('ill-typed', (manifest) => ({ ...manifest, labels: 'amd64' }))
     const run = runCli(['inspect', image])
     expect(run.status).toBe(1)
-    expect(run.stderr).toMatch(/^nix2aci: .*ill-typed\.aci has an ill-formed manifest: manifest\.labels has the wrong type\n$/)
+    expect(run.stderr).toMatch(
+      /^nix2aci: .*ill-typed\.aci has an ill-formed manifest: manifest\.labels has the wrong type\n$/,
+    )
     const validate = validateJson([image])
     expect(validate.status).toBe(1)
     expect(validate.reports[0].problems.join('\n')).toContain('manifest.labels has the wrong type')

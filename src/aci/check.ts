@@ -27,13 +27,13 @@ export interface CheckReport {
   missingMountSources: string[]
 }
 
-export async function checkImage(image: string): Promise<CheckReport> {
+export async function checkImage(image: string, signal?: AbortSignal): Promise<CheckReport> {
   const problems: string[] = []
   const warnings: string[] = []
   let contents: ImageContents | undefined
   let readable = true
   try {
-    contents = await readImage(image)
+    contents = await readImage(image, signal)
   } catch (error) {
     if (!(error instanceof UserError)) throw error
     problems.push(error.message)
@@ -50,7 +50,7 @@ export async function checkImage(image: string): Promise<CheckReport> {
   let actool: CheckReport['actool'] = readable ? 'not installed' : 'not run'
   if (readable) {
     try {
-      if (await validateWithActool(image)) actool = 'passed'
+      if (await validateWithActool(image, signal)) actool = 'passed'
     } catch (error) {
       if (!(error instanceof UserError)) throw error
       actool = 'rejected'
@@ -63,7 +63,7 @@ export async function checkImage(image: string): Promise<CheckReport> {
     missingMountSources = await missing(volumes.map((volume) => volume.source))
     if (missingMountSources.length > 0) problems.push(`${MISSING_SOURCES}: ${missingMountSources.join(' ')}`)
   }
-  const signature = readable ? await checkSignature(image, problems) : 'none'
+  const signature = readable ? await checkSignature(image, problems, signal) : 'none'
   return { image, valid: problems.length === 0, actool, signature, problems, warnings, missingMountSources }
 }
 
@@ -108,13 +108,17 @@ async function mountVolumes(
   const byName = new Map(volumes.map((volume) => [volume.name, volume]))
   const stray = volumes.filter((volume) => !mountPoints.some((mount) => mount.name === volume.name))
   if (stray.length > 0)
-    problems.push(`${mountsFile} does not match the image: volumes for no mount point: ${listed(stray.map((v) => v.name))}`)
+    problems.push(
+      `${mountsFile} does not match the image: volumes for no mount point: ${listed(stray.map((v) => v.name))}`,
+    )
   const unfilled = storeMounts.filter((mount) => !byName.has(mount.name))
   if (unfilled.length > 0)
     problems.push(
       `${mountsFile} does not match the image: store mount points without a volume: ${listed(unfilled.map((m) => m.name))}`,
     )
-  const elsewhere = storeMounts.filter((mount) => byName.has(mount.name) && byName.get(mount.name)!.source !== mount.path)
+  const elsewhere = storeMounts.filter(
+    (mount) => byName.has(mount.name) && byName.get(mount.name)!.source !== mount.path,
+  )
   if (elsewhere.length > 0)
     problems.push(
       `${mountsFile} does not match the image: store mount points whose volume has another source: ${listed(
@@ -136,11 +140,14 @@ async function missing(paths: string[]): Promise<string[]> {
   return paths.filter((_, i) => !present[i])
 }
 
-async function checkSignature(image: string, problems: string[]): Promise<CheckReport['signature']> {
+async function checkSignature(
+  image: string,
+  problems: string[],
+  signal: AbortSignal | undefined,
+): Promise<CheckReport['signature']> {
   const signature = signatureFileOf(image)
   if (!(await exists(signature))) return 'none'
-  const result = await verifySignature(image, signature)
+  const result = await verifySignature(image, signature, signal)
   if (result.status !== 'good') problems.push(`signature ${signature}: ${result.status}: ${result.detail}`)
   return result.status
 }
-

@@ -31,8 +31,8 @@ export interface ImageContents {
  */
 export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
-export async function readImage(file: string): Promise<ImageContents> {
-  const opened = await openImage(file)
+export async function readImage(file: string, signal?: AbortSignal): Promise<ImageContents> {
+  const opened = await openImage(file, signal)
   const hash = createHash('sha512')
   opened.tar.on('data', (chunk: Buffer) => hash.update(chunk))
   const topLevel = new Set<string>()
@@ -67,8 +67,8 @@ export async function readImage(file: string): Promise<ImageContents> {
 }
 
 /** The manifest alone, read up to its entry (the first one in images nix2aci and acbuild write). */
-export async function readManifest(file: string): Promise<ImageManifest> {
-  const opened = await openImage(file)
+export async function readManifest(file: string, signal?: AbortSignal): Promise<ImageManifest> {
+  const opened = await openImage(file, signal)
   let manifestText: string | undefined
   await walkTar(file, opened, async (header, body) => {
     if (normalisedName(header.name) !== 'manifest') {

@@ -86,7 +86,10 @@ function listOf(item: Check): Check {
   return (value) => Array.isArray(value) && value.every(item)
 }
 
-const fits = (check: (value: unknown, at: string) => string[]): Check => (value) => check(value, '').length === 0
+const fits =
+  (check: (value: unknown, at: string) => string[]): Check =>
+  (value) =>
+    check(value, '').length === 0
 const nameValue = fits(shape({ name: isString, value: isString }, ['name', 'value']))
 const appShape = shape(
   {

@@ -31,28 +31,22 @@ export async function signImage(
   }
 }
 
-export type SignatureCheck = { status: 'good' | 'bad' | 'unverified'; detail: string }
+export type SignatureCheck = { status: 'good' } | { status: 'bad' | 'unverified'; detail: string }
 
 /**
  * Verifies a detached signature with the user's gpg and keyring, as a person would (`gpg --verify`):
  * `bad` when the image does not match it, `unverified` when gpg cannot tell (no public key, no gpg).
  */
-export async function verifySignature(image: string, signature: string): Promise<SignatureCheck> {
+export async function verifySignature(image: string, signature: string, signal?: AbortSignal): Promise<SignatureCheck> {
   const gpg = findOnPath('gpg')
   if (!gpg) return { status: 'unverified', detail: 'gpg is not installed (not on PATH)' }
-  const lastLine = (stderr: string, pattern: RegExp) =>
-    stderr
-      .split('\n')
-      .map((line) => line.replace(/^gpg: /, '').trim())
-      .filter((line) => pattern.test(line))
-      .at(-1)
   try {
-    const { stderr } = await run(gpg, ['--batch', '--verify', signature, image])
-    return { status: 'good', detail: lastLine(stderr, /^Good signature/) ?? 'Good signature' }
+    await run(gpg, ['--batch', '--verify', signature, image], { signal })
+    return { status: 'good' }
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
     // gpg exits 1 for a signature that does not match, 2 when it cannot check one at all.
-    const detail = lastLine(error.stderr, /./) ?? `gpg exited with ${error.exitCode}`
+    const detail = errorLine(error.stderr, 'gpg: ') ?? `gpg exited with ${error.exitCode}`
     return { status: error.exitCode === 1 ? 'bad' : 'unverified', detail }
   }
 }

@@ -53,7 +53,7 @@ const NIX2ACI: CommandLine = {
     )
     cli = addImageCommand(cli, 'thin', signal)
     cli = addImageCommand(cli, 'fat', signal)
-    cli = addInspectCommands(cli)
+    cli = addInspectCommands(cli, signal)
     cli = addRunCommand(cli, signal)
     cli = addBuildCommand(cli, signal)
     return cli

@@ -4,7 +4,7 @@ import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
 import { withImageArgument, withImagesArgument } from './image-argument.js'
 
-export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
+export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli
     .command(
       'inspect <aci>',
@@ -13,7 +13,7 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       async (argv) => {
         // Loaded here, not at start-up: reading images pulls in tar-stream, zlib and crypto.
         const { readImage } = await import('../../aci/inspect.js')
-        const contents = await readImage(argv.aci)
+        const contents = await readImage(argv.aci, signal)
         const { manifest } = contents
         const mountPoints = manifest.app?.mountPoints ?? []
         const summary = {
@@ -52,14 +52,17 @@ export function addInspectCommands(cli: GlobalArgs): GlobalArgs {
       withImagesArgument,
       async (argv) => {
         const { checkImage, MISSING_SOURCES } = await import('../../aci/check.js')
-        const reports = await Promise.all(argv.aci.map(checkImage))
+        const reports = await Promise.all(argv.aci.map((image) => checkImage(image, signal)))
         for (const report of reports) {
           if (argv.json) {
             process.stdout.write(`${JSON.stringify(report)}\n`)
             continue
           }
           const shown = displayPath(report.image)
-          const checked = [`actool ${report.actool}`, ...(report.signature !== 'none' ? [`signature ${report.signature}`] : [])]
+          const checked = [
+            `actool ${report.actool}`,
+            ...(report.signature !== 'none' ? [`signature ${report.signature}`] : []),
+          ]
           const warnings = report.warnings.map((w) => `  warning: ${w}`)
           const missing = report.missingMountSources.map((path) => `  missing: ${path}`)
           const others = report.problems.filter((p) => !p.startsWith(MISSING_SOURCES)).map((p) => `  ${p}`)
