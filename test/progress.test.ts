@@ -1,7 +1,8 @@
 // Progress people can see, output scripts can parse: spinner on a terminal, plain lines in logs and
 // CI, nothing but the JSON object on stdout with --json.
 import { afterAll, describe, expect, it } from 'vitest'
-import { makeTempDir, onPath, runCli, runCliOnTerminal } from './helpers/cli.js'
+import { fixtureEnv, makeTempDir, onPath, pathWithout, runCli, runCliOnTerminal } from './helpers/cli.js'
+import { startOnTerminal } from './helpers/terminal.js'
 
 const out = makeTempDir()
 afterAll(() => out.remove())
@@ -29,6 +30,24 @@ describe('progress and output', () => {
     expect(run.status).toBe(0)
     const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
     expect(screen).toMatch(/✔ Installing hello into the image profile \(\d+ ms\)/)
+  })
+})
+
+describe('progress where CI is switched off', () => {
+  it.skipIf(!onPath('python3'))('draws a spinner on a terminal with CI=false', async () => {
+    const terminal = await startOnTerminal(build, { CI: 'false' })
+    const { code, screen } = await terminal.exited
+    expect(code).toBe(0)
+    expect(screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')).toMatch(/✔ Installing hello into the image profile/)
+  })
+})
+
+describe('progress without actool', () => {
+  it('shows no validation step, since none runs', () => {
+    const run = runCli(build, { env: fixtureEnv({ PATH: pathWithout('actool', out.path) }) })
+    expect(run.status).toBe(0)
+    expect(run.stderr).toContain('Installing hello')
+    expect(run.stderr).not.toContain('Validating')
   })
 })
 

@@ -10,7 +10,12 @@ export function progressStyle(options: { quiet: boolean; verbose?: boolean }): P
   if (options.verbose) return 'lines'
   // A terminal that reports no width (some pseudo-terminals) cannot redraw a spinner line.
   const terminal = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0
-  return terminal && !process.env.CI ? 'spinner' : 'lines'
+  return terminal && !inCI() ? 'spinner' : 'lines'
+}
+
+/** CI as CI services set it: `CI=false` or `CI=0` (a developer switching it off) is not CI. */
+function inCI(): boolean {
+  return !['', '0', 'false'].includes((process.env.CI ?? '').trim().toLowerCase())
 }
 
 /**

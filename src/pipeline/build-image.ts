@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync } from 'node:fs'
 import { realpath, rm, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { validateWithActool } from '../aci/actool.js'
+import { actoolInstalled, validateWithActool } from '../aci/actool.js'
 import { signatureFileOf } from '../aci/files.js'
 import { mountsFileOf } from '../aci/mounts.js'
 import { trustOptions } from '../aci/rkt.js'
@@ -166,7 +166,9 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
     const hasVolumes = plan.volumes.length > 0
     // Both settle before anything can fail on: a write still running would keep staging from going.
     const [validation, mountsWrite] = await Promise.allSettled([
-      request.validate && progress.step('Validating with actool', () => validateWithActool(staged.image, signal)),
+      request.validate &&
+        actoolInstalled() &&
+        progress.step('Validating with actool', () => validateWithActool(staged.image, signal)),
       hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
     ])
     if (validation.status === 'rejected') throw validation.reason

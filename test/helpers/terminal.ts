@@ -51,9 +51,13 @@ export interface TerminalSession {
   exited: Promise<{ code: number | null; screen: string }>
 }
 
-/** Starts nix2aci on a terminal of its own, as a person would: CI unset, stdin and stderr a tty. */
-export async function startOnTerminal(args: string[]): Promise<TerminalSession> {
+/**
+ * Starts nix2aci on a terminal of its own, as a person would: stdin and stderr a tty, CI unset
+ * unless `extraEnv` sets it.
+ */
+export async function startOnTerminal(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<TerminalSession> {
   const { CI: _ci, ...env } = fixtureEnv()
+  Object.assign(env, extraEnv)
   const child = spawn('python3', ['-c', PTY_SCRIPT, process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), ...args], {
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
