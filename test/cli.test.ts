@@ -1,7 +1,11 @@
 // The command line itself: help, usage, typos and shell completion, as a user meets them.
 import { spawnSync } from 'node:child_process'
-import { describe, expect, it } from 'vitest'
-import { fixtureEnv, onPath, repoRoot, runCli } from './helpers/cli.js'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { fixtureEnv, makeTempDir, onPath, repoRoot, runCli } from './helpers/cli.js'
+
+const scratch = makeTempDir()
+afterAll(() => scratch.remove())
 
 describe('help', () => {
   it.each(['buildThinACI', 'buildFatACI'] as const)('of %s shows its own command line and options', (bin) => {
@@ -92,5 +96,20 @@ describe('nix2aci completion', () => {
     }
     expect(complete(['nix2aci', 'th'])).toEqual(['thin'])
     expect(complete(['nix2aci', 'thin', '--image-v'])).toEqual(['--image-version'])
+  })
+})
+
+describe('--json', () => {
+  it('of a single build that fails prints nothing on stdout and one line on stderr', () => {
+    for (const args of [
+      ['thin', 'app', 'nothere', 'hello'],
+      ['thin', 'Not A Name', 'hello', 'hello'],
+      ['fat', 'app', 'hello', 'hello', '--out-dri', '/tmp/nowhere'],
+    ]) {
+      const run = runCli(['--json', '--out-dir', join(scratch.path, 'out'), ...args])
+      expect(run.status).toBe(1)
+      expect(run.stdout).toBe('')
+      expect(run.stderr).toMatch(/^nix2aci: [^\n]+\n$/)
+    }
   })
 })
