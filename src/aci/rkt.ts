@@ -3,6 +3,8 @@
 import { exists, signatureFileOf } from './files.js'
 import type { HostVolume } from '../plan/plan.js'
 import { UserError } from '../util/errors.js'
+import { displayPath } from '../util/paths.js'
+import { shellQuote } from '../util/shell.js'
 import { readMountsFile, volumeArgument } from './mounts.js'
 
 /** rkt 1.30's global options (`rkt help`): they go before `run`, every other one after it. */
@@ -87,4 +89,10 @@ export async function rktRun(request: RunRequest): Promise<RktRun> {
     ],
     volumes,
   }
+}
+
+/** The `rkt run` line to copy, with the volumes read from the .mounts file by the shell. */
+export function rktRunCommand(image: string, mountsFile: string | null, signed: boolean): string {
+  const volumes = mountsFile ? ` $(cat ${shellQuote([displayPath(mountsFile)])})` : ''
+  return `${shellQuote(['sudo', 'rkt', 'run', ...trustOptions(signed)])}${volumes} ${shellQuote([displayPath(image)])}`
 }

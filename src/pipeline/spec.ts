@@ -4,8 +4,9 @@ import { checkBinary, parseAppOptions } from '../plan/app-options.js'
 import { fieldName, unmetNeed, type OptionDeclaration, type OptionTable, type OptionValues } from '../plan/options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
-import { imageFileBase, type BuildRequest } from './build-image.js'
+import type { BuildRequest } from './build-image.js'
 import { IMAGE_OPTIONS } from './options.js'
+import { imageFileBase } from './outputs.js'
 
 /** Either a request ready to build, or why the entry cannot be built. */
 export type SpecEntry = { name: string; request: BuildRequest } | { name: string; error: string }
