@@ -1,9 +1,10 @@
 // The README's examples, read out of README.md and run as written, in order, as a reader following it
-// would, so the README cannot drift from what works.
+// would, so the README cannot drift from what works. They run in a scratch directory that looks like
+// the checkout, so that the ACIs/ they write is never the user's own.
 import { spawnSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { actoolValidate, listImage, makeTempDir, onPath, pathWithout, repoRoot, testCacheHome } from './helpers/cli.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
@@ -16,8 +17,14 @@ function readmeBlock(marker: string): string {
   return match[1]!
 }
 
-const acis = join(repoRoot, 'ACIs')
-afterAll(() => rmSync(acis, { recursive: true, force: true }))
+/** A scratch directory with what the README's blocks name from the checkout: commands, bundles, fixtures, spec. */
+function scratchCheckout(): string {
+  const checkout = makeTempDir('nix2aci-readme-')
+  onTestFinished(() => checkout.remove())
+  for (const entry of ['nix2aci', 'buildThinACI', 'buildFatACI', 'dist', 'fixtures', 'nix2aci.example.json'])
+    symlinkSync(join(repoRoot, entry), join(checkout.path, entry))
+  return checkout.path
+}
 
 describe('README', () => {
   it('opens with the setup-and-build command and the test command', () => {
@@ -49,10 +56,14 @@ describe('README', () => {
     onTestFinished(() => scratch.remove())
     const PATH = engine === 'native' ? pathWithout('acbuild', scratch.path) : hostEnv.PATH
     const env = { ...hostEnv, PATH, GNUPGHOME: key.home, XDG_CACHE_HOME: testCacheHome }
-    rmSync(acis, { recursive: true, force: true })
+    const checkout = scratchCheckout()
+    const acis = join(checkout, 'ACIs')
+    const userAcis = join(repoRoot, 'ACIs')
+    const usersBefore = existsSync(userAcis) ? readdirSync(userAcis) : null
     const script = ['examples', 'options', 'sign', 'check', 'spec-build'].map(readmeBlock).join('\n')
-    const run = spawnSync('bash', ['-e', '-c', script], { cwd: repoRoot, env, encoding: 'utf8' })
+    const run = spawnSync('bash', ['-e', '-c', script], { cwd: checkout, env, encoding: 'utf8' })
     expect(run.status, run.stderr).toBe(0)
+    expect(existsSync(userAcis) ? readdirSync(userAcis) : null, "the checkout's own ACIs/").toEqual(usersBefore)
     expect(run.stdout).toContain(`(thin, ${engine} engine`)
 
     for (const name of ['go1.5-etcd-v2.1.2', 'bbpython35', 'hello-fat', 'etcd-node', 'hello-signed']) {
