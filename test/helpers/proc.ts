@@ -48,3 +48,10 @@ export function commandLine(pid: number): string[] {
     return []
   }
 }
+
+/** The live children of `parent` running `command` (e.g. the nix-env a build started). */
+export function childrenRunning(parent: number, command: string): number[] {
+  return liveProcesses()
+    .filter((p) => p.command === command && p.parent === parent)
+    .map((p) => p.pid)
+}
