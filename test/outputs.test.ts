@@ -136,9 +136,34 @@ describe('builds of one name in one out-dir at once', () => {
       expect(run.stderr).toMatch(/binary 'nosuch' is not in the packages/)
     }
     expect(readFileSync(join(out, 'app.aci')).equals(before)).toBe(true)
-    execFileSync('nix-store', ['--gc'], { stdio: 'ignore' })
+    collectGarbage()
     const exec = expectOneThinImage(out, 'app')
     expect(exec).toMatch(/\/bin\/hello$/)
+    for (const source of volumeSources(join(out, 'app.mounts'))) expect(existsSync(source), source).toBe(true)
+  })
+
+  it('keep the GC root of the one that succeeds while a slower rival fails', async () => {
+    const out = join(dir.path, 'fail-and-succeed')
+    const good = runCli(['thin', 'app', 'hello', 'hello', '--out-dir', out, '--quiet'])
+    expect(good.status, good.stderr).toBe(0)
+    // The rival started first and fails last, after the other build saved its image.
+    const rival = startCli([
+      'thin',
+      'app',
+      'nosuch',
+      'late',
+      '-f',
+      slowPackage('late', 3, { binary: false }),
+      '--out-dir',
+      out,
+    ])
+    await untilNixEnvRuns(rival)
+    const etcd = startCli(['thin', 'app', 'etcd', 'etcd', '--out-dir', out])
+    const [failed, built] = await Promise.all([rival.done, etcd.done])
+    expect(failed.status, failed.stderr).toBe(1)
+    expect(built.status, built.stderr).toBe(0)
+    collectGarbage()
+    expect(expectOneThinImage(out, 'app')).toMatch(/\/bin\/etcd$/)
     for (const source of volumeSources(join(out, 'app.mounts'))) expect(existsSync(source), source).toBe(true)
   })
 })
@@ -225,4 +250,10 @@ function listing(out: string): Record<string, string> {
       return [entry, content]
     }),
   )
+}
+
+/** `nix-store --gc`, failing with Nix's own words. */
+function collectGarbage() {
+  const gc = spawnSync('nix-store', ['--gc'], { encoding: 'utf8' })
+  expect(gc.status, gc.stderr).toBe(0)
 }
