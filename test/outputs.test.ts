@@ -94,6 +94,22 @@ describe('builds of one name in one out-dir at once', () => {
     expect(expectOneThinImage(out, 'app')).toMatch(/\/bin\/(etcd|hello)$/)
   })
 
+  it('wait in a way that Ctrl-C still stops', async () => {
+    const out = join(dir.path, 'wait-interrupted')
+    const holder = startCli(['thin', 'app', 'x', 'holder', '-f', slowPackage('holder', 3), '--out-dir', out])
+    await untilNixEnvRuns(holder)
+    const waiter = startCli(['thin', 'app', 'hello', 'hello', '--out-dir', out])
+    await pollFor('the second build saying it waits', 30_000, () =>
+      waiter.stderr().includes('Waiting for the other build of app') ? true : undefined,
+    )
+    process.kill(-waiter.child.pid!, 'SIGINT') // a terminal's Ctrl-C, to the waiting build's job
+    expect((await waiter.done).status).toBe(130)
+    expect(holder.child.exitCode, 'the waiter stopped only once the holder was done').toBe(null)
+    const held = await holder.done
+    expect(held.status, held.stderr).toBe(0)
+    expect(expectOneThinImage(out, 'app')).toMatch(/\/bin\/x$/)
+  })
+
   it('serialize for fat images and spec builds too', async () => {
     const out = join(dir.path, 'fat-race')
     const fat = startCli(['fat', 'app', 'x', 'slowfat', '-f', slowPackage('slowfat', 3), '--out-dir', out])
