@@ -55,7 +55,13 @@ async function interruptCli(
   const send = () => (target === 'group' ? process.kill(-child.pid!, signal) : child.kill(signal))
   send()
   if (repeat) {
-    const again = setInterval(() => exitedEarly === undefined && send(), 1)
+    const again = setInterval(() => {
+      try {
+        send()
+      } catch {
+        // the group is gone: nix2aci has exited, its 'close' is on its way
+      }
+    }, 1)
     void exited.finally(() => clearInterval(again))
   }
   return { exitCode: await exited, nixEnvs: running }
@@ -125,6 +131,22 @@ describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs
     terminal.type('\x03')
     const { code, screen } = await terminal.exited
     expect(code, lastLines(screen)).toBe(130)
+    expect(snapshotDir(out)).toEqual(before)
+  })
+
+  it('stops the build when the terminal closes (SIGHUP) and leaves the output directory as it was', async () => {
+    const out = outDirWithImage('hungup')
+    const before = snapshotDir(out)
+    const args = ['thin', 'hungup', 'x', 'hungup', '-f', slowPackage('hungup', 30), '--out-dir', out]
+    const terminal = await startOnTerminal(args)
+    await pollFor('no spinner while nix-env runs', 20_000, () =>
+      nixEnvChildrenOf(terminal.pid).length > 0 && terminal.screen().includes('Installing hungup') ? true : undefined,
+    )
+    terminal.close()
+    // Nothing reports an exit code once the terminal is gone: that nix2aci ends, and what it left, tell.
+    await pollFor(`nix2aci (pid ${terminal.pid}) still running`, 20_000, () =>
+      hasExited(terminal.pid) ? true : undefined,
+    )
     expect(snapshotDir(out)).toEqual(before)
   })
 })

@@ -21,7 +21,8 @@ export class Interrupted extends UserError {
 /**
  * The run's signal, aborted by the first stop signal. The handlers stay installed until `release`:
  * a second Ctrl-C or a SIGTERM from a supervisor is ignored, so a cleanup in progress is never cut
- * off half-way.
+ * off half-way. A terminal that has hung up fails every write (EIO), maybe before its SIGHUP
+ * arrives: that counts as the SIGHUP, rather than crashing the cleanup with an unhandled error.
  */
 export function abortOnStopSignals(): { signal: AbortSignal; release(): void } {
   const controller = new AbortController()
@@ -30,7 +31,19 @@ export function abortOnStopSignals(): { signal: AbortSignal; release(): void } {
     process.on(name, abort)
     return () => process.off(name, abort)
   })
-  return { signal: controller.signal, release: () => handlers.forEach((remove) => remove()) }
+  const onOutputError = (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EIO') throw error
+    controller.abort(new Interrupted('SIGHUP'))
+  }
+  const outputs = [process.stdout, process.stderr]
+  outputs.forEach((output) => output.on('error', onOutputError))
+  return {
+    signal: controller.signal,
+    release: () => {
+      handlers.forEach((remove) => remove())
+      outputs.forEach((output) => output.off('error', onOutputError))
+    },
+  }
 }
 
 /**

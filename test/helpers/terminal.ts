@@ -47,6 +47,8 @@ export interface TerminalSession {
   type(keys: string): void
   /** What the terminal has shown so far. */
   screen(): string
+  /** Closes the terminal, as closing its window does: the kernel sends SIGHUP to the command. */
+  close(): void
   /** The exit code and everything the terminal showed. */
   exited: Promise<{ code: number | null; screen: string }>
 }
@@ -76,5 +78,12 @@ export async function startOnTerminal(args: string[], extraEnv: NodeJS.ProcessEn
     })
     child.on('close', (code) => reject(new Error(`the pty helper exited (${code}): ${stderr}`)))
   })
-  return { pid, type: (keys) => child.stdin.write(keys), screen: () => screen, exited }
+  return {
+    pid,
+    type: (keys) => child.stdin.write(keys),
+    screen: () => screen,
+    // The helper holds the pty's only master: when it dies, the terminal hangs up.
+    close: () => child.kill('SIGKILL'),
+    exited,
+  }
 }
