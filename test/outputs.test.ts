@@ -211,6 +211,36 @@ describe('a build killed with SIGKILL', () => {
   })
 })
 
+describe('a save cut short between its renames', () => {
+  it('is finished by the next build of the name, even one that fails', () => {
+    const out = join(dir.path, 'cut-short')
+    const build = (binary: string, pkg: string) => runCli(['thin', 'app', binary, pkg, '--out-dir', out, '--quiet'])
+    expect(build('hello', 'hello').status).toBe(0)
+    const oldImage = readFileSync(join(out, 'app.aci'))
+    expect(build('etcd', 'etcd').status).toBe(0)
+    // What a crash after the first rename leaves: the new .mounts (and profile) beside the old .aci, the
+    // new .aci still staged, and the list of renames the save had written down before it began.
+    const staging = '.app.building-crash1'
+    mkdirSync(join(out, staging))
+    renameSync(join(out, 'app.aci'), join(out, staging, 'image.aci'))
+    writeFileSync(join(out, 'app.aci'), oldImage)
+    const journal = {
+      staging,
+      renames: [
+        [`${staging}/image.mounts`, 'app.mounts'],
+        [`${staging}/image.aci`, 'app.aci'],
+      ],
+      removals: ['app.aci.asc'],
+      profile: 'prune',
+    }
+    writeFileSync(join(out, '.app.commit'), JSON.stringify(journal))
+    const failed = build('nosuch', 'hello')
+    expect(failed.status).toBe(1)
+    expect(failed.stderr).toMatch(/binary 'nosuch' is not in the packages/)
+    expect(expectOneThinImage(out, 'app')).toMatch(/\/bin\/etcd$/)
+  })
+})
+
 describe('outputs nix2aci cannot use', () => {
   it('refuses an out-dir it cannot make, in one line and at once', () => {
     for (const outDir of ['/proc/x', '/proc/x/y', '/dev/null/x']) {
