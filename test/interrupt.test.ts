@@ -1,7 +1,7 @@
 // Ctrl-C or SIGTERM in the middle of a build: nothing half-written stays behind, not even the
 // output directory the build created.
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -215,6 +215,34 @@ describe.skipIf(!onPath('acbuild'))('a fat build with acbuild stopped by SIGTERM
       expect(await exited).toBe(143)
       expect(hasExited(acbuild), `acbuild (pid ${acbuild}) outlived nix2aci`).toBe(true)
       expect(existsSync(out)).toBe(false)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+})
+
+describe('a program that ignores SIGTERM', () => {
+  it('gets SIGKILL after a while, so a stopped nix2aci still exits (143) and leaves it not running', async () => {
+    const image = join(outDirWithImage('stubborn'), 'stubborn.aci')
+    // rkt is in no registry here: a stand-in that ignores SIGTERM (an ignored signal stays so across exec).
+    const standIn = join(dir.path, 'stubborn-bin')
+    mkdirSync(standIn)
+    writeFileSync(join(standIn, 'rkt'), "#!/bin/sh\ntrap '' TERM\nexec sleep 120\n")
+    chmodSync(join(standIn, 'rkt'), 0o755)
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), 'run', image], {
+      env: fixtureEnv({ PATH: `${standIn}:${process.env.PATH}` }),
+      stdio: 'ignore',
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    try {
+      const rkt = await pollFor(
+        'no rkt stand-in running',
+        20_000,
+        () => liveProcesses().find((p) => p.parent === child.pid && p.command === 'sleep')?.pid,
+      )
+      child.kill('SIGTERM')
+      expect(await exited).toBe(143)
+      expect(hasExited(rkt), `the rkt stand-in (pid ${rkt}) outlived nix2aci`).toBe(true)
     } finally {
       child.kill('SIGKILL')
     }
