@@ -7,11 +7,12 @@ import { UserError } from '../util/errors.js'
 import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 import {
   closeMatches,
-  isStorePath,
   looksLikeAttrPath,
   matchPackage,
+  nixOptionArgs,
   parseAvailable,
   type AvailablePackage,
+  type NixOptions,
 } from './selectors.js'
 
 export function requireNix(): void {
@@ -23,7 +24,7 @@ export function requireNix(): void {
  * Nix's own error as nix-build shows it: its first `error:` line as the message, then what Nix
  * printed under it (a builder's last log lines, an evaluation error's position and source excerpt).
  */
-function nixError(what: string, error: unknown): UserError {
+export function nixError(what: string, error: unknown): UserError {
   if (!(error instanceof CommandError)) throw error
   const headline = errorLine(error.stderr)
   if (headline && PERMISSION_DENIED.test(headline) && process.getuid?.() !== 0) return notRootError(headline)
@@ -64,13 +65,20 @@ function derivationFile(drvPath: string): string {
   return basename(drvPath).replace(/^[^-]*-/, '')
 }
 
-function expressionArgs(expression: string | undefined): string[] {
-  return expression ? ['-f', expression] : []
+/** Where nix-env takes packages from (`-f`), with the options every evaluation gets. */
+export interface NixSource {
+  expression: string | undefined
+  options: NixOptions
 }
 
-async function listAvailable(expression: string | undefined, signal: AbortSignal): Promise<AvailablePackage[]> {
+function expressionArgs({ expression, options }: NixSource): string[] {
+  return [...(expression ? ['-f', expression] : []), ...nixOptionArgs(options)]
+}
+
+async function listAvailable(source: NixSource, signal: AbortSignal): Promise<AvailablePackage[]> {
+  const { expression } = source
   try {
-    const { stdout } = await run('nix-env', [...expressionArgs(expression), '-qaP', '--json'], { signal })
+    const { stdout } = await run('nix-env', [...expressionArgs(source), '-qaP', '--json'], { signal })
     return parseAvailable(stdout)
   } catch (error) {
     throw nixError(`cannot list the packages of ${expression ?? '~/.nix-defexpr'}`, error)
@@ -87,81 +95,95 @@ export interface NixWatch {
   output?(line: string): void
 }
 
+/** What goes into a profile: packages of the expression, and store paths. */
+export interface ProfileContents {
+  /** Attribute paths and `nix-env -qa` names (`etcd`, `etcd-3.4.23`). */
+  selectors: readonly string[]
+  /** `-A`: attribute paths only, as nix-build takes them. */
+  attrs: readonly string[]
+  storePaths: readonly string[]
+}
+
 /**
- * Installs `packages` into the profile at `profile` (`nix-env -p profile -i`), whose link then
+ * Installs the packages into the profile at `profile` (`nix-env -p profile -i`), whose link then
  * leads to the new user environment. Attribute paths go straight to `nix-env -iA`; names and unknown
  * attributes are looked up in one `nix-env -qaP` listing only when that fails. nix-env starts
  * before this first yields, so a caller's synchronous work after the call overlaps with it.
  */
 export async function installProfile(
   profile: string,
-  packages: readonly string[],
-  expression: string | undefined,
+  { selectors, attrs, storePaths }: ProfileContents,
+  source: NixSource,
   signal: AbortSignal,
   watch: NixWatch = {},
 ): Promise<void> {
-  const storePaths = packages.filter(isStorePath)
-  const selectors = packages.filter((p) => !isStorePath(p))
   const missing = storePaths.find((path) => !existsSync(path))
   if (missing) throw new UserError(`no such store path: ${missing}`)
-  const nixEnv = nixEnvRunner(watch, signal)
+  const nixEnv = nixRunner('nix-env', watch, signal)
   // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
-  if (selectors.length > 0) await installSelectors(nixEnv, profile, selectors, expression, signal)
+  if (selectors.length > 0 || attrs.length > 0)
+    await installSelectors(nixEnv, profile, selectors, attrs, source, signal)
   if (storePaths.length > 0) {
-    const replace = selectors.length > 0 ? [] : ['--remove-all']
+    const replace = selectors.length > 0 || attrs.length > 0 ? [] : ['--remove-all']
     await nixEnv(['-p', profile, '-i', ...replace, ...storePaths]).catch((error) => {
       throw nixError('nix-env failed to install the store paths', error)
     })
   }
 }
 
-type NixEnv = (args: readonly string[]) => Promise<unknown>
+export type NixRun = (args: readonly string[]) => Promise<{ stdout: string; stderr: string }>
 
 /**
- * nix-env as the watcher wants it. Unwatched builders' output is left out (`-Q`): Nix then puts a
- * failed builder's last log lines into its error, as nix-build shows them, and no log piles up here.
+ * A Nix command (nix-env, nix-store, nix) as the watcher wants it. Unwatched builders' output is
+ * left out (`-Q`, `nix`'s default): Nix then puts a failed builder's last log lines into its error,
+ * as nix-build shows them, and no log piles up here.
  */
-function nixEnvRunner(watch: NixWatch, signal: AbortSignal): NixEnv {
+export function nixRunner(command: 'nix-env' | 'nix-store' | 'nix', watch: NixWatch, signal: AbortSignal): NixRun {
   const onStderrLine = (line: string) => {
     watch.output?.(line)
     const building = /^building '([^']+\.drv)'/.exec(line)
     if (building) watch.building?.(derivationFile(building[1]!))
   }
-  return (args) => run('nix-env', [...(watch.output ? [] : ['-Q']), ...args], { signal, onStderrLine })
+  const quiet = watch.output || command === 'nix' ? [] : ['-Q']
+  return (args) => run(command, [...quiet, ...args], { signal, onStderrLine })
 }
 
 async function installSelectors(
-  nixEnv: NixEnv,
+  nixEnv: NixRun,
   profile: string,
   selectors: readonly string[],
-  expression: string | undefined,
+  attrs: readonly string[],
+  source: NixSource,
   signal: AbortSignal,
 ) {
   if (selectors.every(looksLikeAttrPath)) {
     try {
-      await installAttrs(nixEnv, profile, selectors, expression)
+      await installAttrs(nixEnv, profile, [...selectors, ...attrs], source)
       return
     } catch (error) {
-      const missingAttribute = error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)
-      if (!missingAttribute) throw nixError('nix-env failed to install the packages', error)
+      // An -A attribute is taken as given: its absence is Nix's error, not a name to look up.
+      const missing = error instanceof CommandError ? MISSING_ATTRIBUTE.exec(error.stderr)?.[1] : undefined
+      if (missing === undefined || (attrs.includes(missing) && !selectors.includes(missing)))
+        throw nixError('nix-env failed to install the packages', error)
     }
   }
-  const attrPaths = await resolveSelectors(selectors, expression, signal)
-  await installAttrs(nixEnv, profile, attrPaths, expression).catch((error) => {
+  const attrPaths = await resolveSelectors(selectors, source, signal)
+  await installAttrs(nixEnv, profile, [...attrPaths, ...attrs], source).catch((error) => {
     throw nixError('nix-env failed to install the packages', error)
   })
 }
 
-function installAttrs(nixEnv: NixEnv, profile: string, attrPaths: readonly string[], expression: string | undefined) {
-  return nixEnv([...expressionArgs(expression), '-p', profile, '--remove-all', '-iA', ...attrPaths])
+function installAttrs(nixEnv: NixRun, profile: string, attrPaths: readonly string[], source: NixSource) {
+  return nixEnv([...expressionArgs(source), '-p', profile, '--remove-all', '-iA', ...attrPaths])
 }
 
 async function resolveSelectors(
   selectors: readonly string[],
-  expression: string | undefined,
+  source: NixSource,
   signal: AbortSignal,
 ): Promise<string[]> {
-  const available = await listAvailable(expression, signal)
+  const { expression } = source
+  const available = await listAvailable(source, signal)
   return selectors.map((selector) => {
     const attrPath = matchPackage(selector, available)
     if (attrPath) return attrPath
@@ -177,13 +199,14 @@ async function resolveSelectors(
  */
 export async function instantiateAttrs(
   attrPaths: readonly string[],
-  expression: string | undefined,
+  { expression, options }: NixSource,
   signal: AbortSignal,
 ): Promise<string[] | undefined> {
   if (attrPaths.length === 0) return []
   const file = expression ?? `${process.env.HOME ?? ''}/.nix-defexpr`
+  const attrArgs = attrPaths.flatMap((attr) => ['-A', attr])
   try {
-    const { stdout } = await run('nix-instantiate', [file, ...attrPaths.flatMap((attr) => ['-A', attr])], { signal })
+    const { stdout } = await run('nix-instantiate', [file, ...attrArgs, ...nixOptionArgs(options)], { signal })
     const drvs = stdout.split('\n').filter(Boolean)
     // `x.drv!bin` names one output of a multi-output package; nix-env would not install it as
     // `nix-env -iA` does (outputsToInstall), so such images resolve on their own.

@@ -90,3 +90,60 @@ export function parseAvailable(json: string): AvailablePackage[] {
     pname: info.pname ?? info.name.replace(/-\d.*$/, ''),
   }))
 }
+
+/**
+ * What every Nix call that evaluates gets, in Nix's own spelling: `-I PATH`, `--arg NAME EXPR`,
+ * `--argstr NAME VALUE`, `--option NAME VALUE`, `--show-trace`.
+ */
+export interface NixOptions {
+  include: string[]
+  arg: Record<string, string>
+  argstr: Record<string, string>
+  option: Record<string, string>
+  showTrace: boolean
+}
+
+export const NO_NIX_OPTIONS: NixOptions = { include: [], arg: {}, argstr: {}, option: {}, showTrace: false }
+
+/**
+ * The options as Nix's command lines take them. Flakes take no `--arg`/`--argstr` (Nix refuses
+ * them there itself), and `--option` also reaches the calls that only build.
+ */
+export function nixOptionArgs(options: NixOptions, use: 'evaluate' | 'flake' | 'build' = 'evaluate'): string[] {
+  const pairs = (flag: string, values: Record<string, string>) =>
+    Object.entries(values).flatMap(([name, value]) => [flag, name, value])
+  const optionArgs = pairs('--option', options.option)
+  if (use === 'build') return optionArgs
+  return [
+    ...options.include.flatMap((path) => ['-I', path]),
+    ...(use === 'evaluate' ? [...pairs('--arg', options.arg), ...pairs('--argstr', options.argstr)] : []),
+    ...optionArgs,
+    ...(options.showTrace ? ['--show-trace'] : []),
+  ]
+}
+
+/** A flake reference: `FLAKEREF#ATTR`, or a URL-like reference (`path:./dir`, `git+file:...`). */
+export function isFlakeRef(arg: string): boolean {
+  return !isStorePath(arg) && (arg.includes('#') || /^[a-z][a-z0-9+.-]*:/.test(arg))
+}
+
+/** A store derivation, or one output of it (`...-etcd-3.4.23.drv`, `...drv!bin`): realised first. */
+export function isDerivation(arg: string): boolean {
+  return isStorePath(arg) && /\.drv(![\w-]+)?$/.test(arg)
+}
+
+/**
+ * A path on disk (`./result`, `/tmp/link`): attribute paths and package names never hold a `/`.
+ * It must lead into the store: a nix-build out-link, or any symbolic link there.
+ */
+export function isFilePath(arg: string): boolean {
+  return !isStorePath(arg) && !isFlakeRef(arg) && arg.includes('/')
+}
+
+/** `/nix/store/<hash>-etcd/bin/etcd` -> `/nix/store/<hash>-etcd`: the store path a path lies in. */
+export function topStorePath(path: string): string {
+  return path
+    .split('/')
+    .slice(0, STORE_DIR.split('/').length + 1)
+    .join('/')
+}

@@ -2,20 +2,15 @@
 // commit the outputs (./outputs.ts owns the files, their lock and their one-unit save).
 import { realpath, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
+import { join } from 'node:path'
 import { actoolInstalled, validateWithActool } from '../aci/actool.js'
 import { rktRunCommand } from '../aci/rkt.js'
 import { requireCompressor, type Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
 import type { Engine, EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
-import {
-  checkProgramInImage,
-  closureOf,
-  findExecutable,
-  installProfile,
-  requireNix,
-  topLevelEntries,
-} from '../nix/profile.js'
+import { checkProgramInImage, closureOf, findExecutable, requireNix, topLevelEntries } from '../nix/profile.js'
+import { checkInputs, describeInputs, installInputs, type PackageInputs } from '../nix/inputs.js'
 import { STORE_DIR, defaultExpression } from '../nix/selectors.js'
 import { checkBinary, type AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
@@ -25,7 +20,7 @@ import { withCleanup } from '../util/cancel.js'
 import { displayPath } from '../util/paths.js'
 import { ImageOutputs } from './outputs.js'
 
-export interface BuildRequest {
+export interface BuildRequest extends PackageInputs {
   kind: ImageKind
   name: string
   binary: string
@@ -76,6 +71,7 @@ export interface Progress {
 export async function buildImage(request: BuildRequest, progress: Progress, signal: AbortSignal): Promise<BuildResult> {
   checkImageName(request.name)
   checkBinary(request.binary)
+  checkInputs(request)
   const engine = chooseEngine(request.engine, request.compression, request.kind)
   requireCompressor(request.compression)
   requireNix()
@@ -94,8 +90,9 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         signal,
       )
       const expression = defaultExpression(request.file, process.env.NIX_PATH)
-      const installing = progress.step(`Installing ${request.packages.join(', ')} into the image profile`, () =>
-        installProfile(staged.profile, request.instantiated ?? request.packages, expression, signal, {
+      const inputs = { ...request, packages: request.instantiated ?? request.packages }
+      const installing = progress.step(`Installing ${describeInputs(request)} into the image profile`, () =>
+        installInputs(staged.profile, inputs, expression, join(staged.dir, 'root'), signal, {
           building: (derivation) => progress.update(`building ${derivation}`),
           output: progress.output,
         }),

@@ -1,8 +1,8 @@
 // `nix2aci build`: many images from one spec, independent builds side by side, one Nix evaluation
 // shared by all the images that read the same expression.
 import { availableParallelism } from 'node:os'
-import { instantiateAttrs } from '../nix/profile.js'
-import { defaultExpression, isStorePath, looksLikeAttrPath } from '../nix/selectors.js'
+import { instantiateAttrs, type NixSource } from '../nix/profile.js'
+import { NO_NIX_OPTIONS, defaultExpression, isStorePath, looksLikeAttrPath } from '../nix/selectors.js'
 import { messageOf } from '../util/errors.js'
 import { buildImage, type BuildRequest, type BuildResult, type Progress } from './build-image.js'
 import type { SpecEntry } from './spec.js'
@@ -49,33 +49,41 @@ export async function buildMany(
  */
 async function shareEvaluation(entries: readonly SpecEntry[], signal: AbortSignal): Promise<SpecEntry[]> {
   type Buildable = Extract<SpecEntry, { request: BuildRequest }>
+  // -A and -E are evaluated by the image's own build; Nix options would have to be alike to share.
   const shareable = (entry: SpecEntry): entry is Buildable =>
-    'request' in entry && entry.request.packages.every((p) => isStorePath(p) || looksLikeAttrPath(p))
-  const expressionOf = (entry: Buildable) => defaultExpression(entry.request.file, process.env.NIX_PATH)
+    'request' in entry &&
+    entry.request.packages.every((p) => isStorePath(p) || looksLikeAttrPath(p)) &&
+    (entry.request.attrs ?? []).length === 0 &&
+    entry.request.expr === undefined
+  const sourceOf = (entry: Buildable): NixSource => ({
+    expression: defaultExpression(entry.request.file, process.env.NIX_PATH),
+    options: entry.request.nixOptions ?? NO_NIX_OPTIONS,
+  })
+  const sourceKey = (entry: Buildable) => JSON.stringify(sourceOf(entry))
   const attrsOf = (entry: Buildable) => entry.request.packages.filter((p) => !isStorePath(p))
 
-  const byExpression = new Map<string | undefined, { images: number; attrs: Set<string> }>()
+  const bySource = new Map<string, { source: NixSource; images: number; attrs: Set<string> }>()
   for (const entry of entries.filter(shareable)) {
-    const shared = byExpression.get(expressionOf(entry)) ?? { images: 0, attrs: new Set<string>() }
+    const shared = bySource.get(sourceKey(entry)) ?? { source: sourceOf(entry), images: 0, attrs: new Set<string>() }
     shared.images++
     attrsOf(entry).forEach((attr) => shared.attrs.add(attr))
-    byExpression.set(expressionOf(entry), shared)
+    bySource.set(sourceKey(entry), shared)
   }
   const drvByAttr = new Map<string, string>()
-  const key = (expression: string | undefined, attr: string) => `${expression}\0${attr}`
+  const key = (source: string, attr: string) => `${source}\0${attr}`
   await Promise.all(
-    [...byExpression]
+    [...bySource]
       .filter(([, shared]) => shared.images > 1)
-      .map(async ([expression, shared]) => {
+      .map(async ([source, shared]) => {
         const list = [...shared.attrs]
-        const drvs = await instantiateAttrs(list, expression, signal)
-        drvs?.forEach((drv, i) => drvByAttr.set(key(expression, list[i]!), drv))
+        const drvs = await instantiateAttrs(list, shared.source, signal)
+        drvs?.forEach((drv, i) => drvByAttr.set(key(source, list[i]!), drv))
       }),
   )
   return entries.map((entry) => {
     if (!shareable(entry)) return entry
     const instantiated = entry.request.packages.map((p) =>
-      isStorePath(p) ? p : drvByAttr.get(key(expressionOf(entry), p)),
+      isStorePath(p) ? p : drvByAttr.get(key(sourceKey(entry), p)),
     )
     if (!instantiated.every((p): p is string => p !== undefined)) return entry
     return { ...entry, request: { ...entry.request, instantiated } }

@@ -2,6 +2,8 @@
 // table and `nix2aci build` checks each spec field by it. The manifest options come from the plan.
 import { COMPRESSIONS, DEFAULT_COMPRESSION } from '../aci/compression.js'
 import { DEFAULT_ENGINE, ENGINES } from '../engines/engine.js'
+import type { PackageInputs } from '../nix/inputs.js'
+import { NO_NIX_OPTIONS, type NixOptions } from '../nix/selectors.js'
 import { MANIFEST_OPTIONS } from '../plan/app-options.js'
 import type { OptionTable, OptionValues } from '../plan/options.js'
 
@@ -12,6 +14,13 @@ export const BUILD_OPTIONS = {
     alias: 'f',
     describe: 'Nix expression to take packages from (default <nixpkgs> from NIX_PATH)',
   },
+  attr: { type: 'strings', alias: 'A', describe: "an attribute path of -f's file (or of -E's value), as nix-build -A" },
+  expr: { type: 'string', alias: 'E', describe: 'a Nix expression that evaluates to a package or a list of packages' },
+  include: { type: 'strings', alias: 'I', describe: 'a search path entry for Nix, PATH or NAME=PATH, as nix-build -I' },
+  arg: { type: 'pairs', describe: 'NAME EXPR: an argument for the Nix functions called, as nix-build --arg' },
+  argstr: { type: 'pairs', describe: 'NAME VALUE: a string argument, as nix-build --argstr' },
+  option: { type: 'pairs', describe: 'NAME VALUE: a Nix setting for every Nix call, as nix-build --option' },
+  'show-trace': { type: 'boolean', default: false, describe: "show Nix's trace with an evaluation error" },
   engine: {
     type: 'choice',
     choices: ENGINES,
@@ -45,3 +54,41 @@ export const BUILD_OPTIONS = {
 export const IMAGE_OPTIONS = { ...BUILD_OPTIONS, ...MANIFEST_OPTIONS } as const satisfies OptionTable
 
 export type ImageOptionValues = OptionValues<typeof IMAGE_OPTIONS>
+
+/** The options of BUILD_OPTIONS that every Nix evaluation gets; `nix2aci build` takes them for its spec. */
+export const NIX_OPTION_NAMES = ['include', 'arg', 'argstr', 'option', 'show-trace'] as const
+
+type NixOptionValues = Pick<ImageOptionValues, 'include' | 'arg' | 'argstr' | 'option' | 'showTrace'>
+
+/** `--arg a 1 --arg b 2` comes as `[a, 1, b, 2]` from the command line, as `{a: 1, b: 2}` from a spec. */
+function pairsOf(value: string[] | Record<string, string> | undefined): Record<string, string> {
+  if (!Array.isArray(value)) return { ...value }
+  const pairs: Record<string, string> = {}
+  for (let i = 0; i + 1 < value.length; i += 2) pairs[value[i]!] = value[i + 1]!
+  return pairs
+}
+
+/** The Nix options given, over `defaults` (a spec entry's over the command line's). */
+export function nixOptionsOf(values: NixOptionValues, defaults: NixOptions = NO_NIX_OPTIONS): NixOptions {
+  return {
+    include: [...defaults.include, ...(values.include ?? [])],
+    arg: { ...defaults.arg, ...pairsOf(values.arg) },
+    argstr: { ...defaults.argstr, ...pairsOf(values.argstr) },
+    option: { ...defaults.option, ...pairsOf(values.option) },
+    showTrace: values.showTrace ?? defaults.showTrace,
+  }
+}
+
+/** What names the packages: the positional ones, `-A`, `-E` and the Nix options. */
+export function packageInputsOf(
+  packages: readonly string[],
+  values: ImageOptionValues,
+  defaults?: NixOptions,
+): PackageInputs {
+  return {
+    packages,
+    attrs: values.attr ?? [],
+    ...(values.expr !== undefined ? { expr: values.expr } : {}),
+    nixOptions: nixOptionsOf(values, defaults),
+  }
+}

@@ -1,7 +1,7 @@
 // `nix2aci thin` and `nix2aci fat`: options in, one build, a report out.
 import type { Options } from 'yargs'
 import { buildImage } from '../../pipeline/build-image.js'
-import { BUILD_OPTIONS, IMAGE_OPTIONS } from '../../pipeline/options.js'
+import { BUILD_OPTIONS, IMAGE_OPTIONS, packageInputsOf } from '../../pipeline/options.js'
 import { MANIFEST_OPTIONS, parseAppOptions } from '../../plan/app-options.js'
 import { unmetNeed, type OptionTable } from '../../plan/options.js'
 import type { ImageKind } from '../../plan/plan.js'
@@ -18,10 +18,12 @@ type YargsOptions<Table extends OptionTable> = {
       ? { choices: readonly Choice[]; default: Choice }
       : Table[Option] extends { type: 'strings' | 'numbers' }
         ? { type: 'string'; array: true }
-        : { type: 'string' })
+        : Table[Option] extends { type: 'pairs' }
+          ? { type: 'string'; array: true; nargs: 2 }
+          : { type: 'string' })
 }
 
-function yargsOptions<Table extends OptionTable>(table: Table): YargsOptions<Table> {
+export function yargsOptions<Table extends OptionTable>(table: Table): YargsOptions<Table> {
   const options = Object.entries(table).map(([option, declaration]): [string, Options] => {
     const common = { describe: declaration.describe, ...(declaration.alias ? { alias: declaration.alias } : {}) }
     switch (declaration.type) {
@@ -30,6 +32,8 @@ function yargsOptions<Table extends OptionTable>(table: Table): YargsOptions<Tab
       case 'strings':
       case 'numbers':
         return [option, { ...common, type: 'string', array: true }]
+      case 'pairs':
+        return [option, { ...common, type: 'string', array: true, nargs: 2 }]
       case 'boolean':
         return [option, { ...common, type: 'boolean', default: declaration.default }]
       case 'choice':
@@ -46,8 +50,10 @@ export function addImageCommand(
   signal: AbortSignal,
   command: string = kind,
 ): GlobalArgs {
+  // With -A or -E there may be no positional package; the original scripts' line demands one.
+  const packages = command === '$0' ? '<packages..>' : '[packages..]'
   return cli.command(
-    `${command} <name> <binary> <packages..>`,
+    `${command} <name> <binary> ${packages}`,
     kind === 'thin'
       ? 'Build a thin ACI: the closure is mounted read-only from the host Nix store'
       : 'Build a fat ACI: the whole closure inside the image',
@@ -62,8 +68,7 @@ export function addImageCommand(
         .positional('packages', {
           type: 'string',
           array: true,
-          demandOption: true,
-          describe: 'attribute paths, package names or store paths',
+          describe: 'attribute paths, package names, store paths, .drv files, out-links (./result), flakes (.#hello)',
         })
         .options(yargsOptions(BUILD_OPTIONS))
         .options(yargsOptions(MANIFEST_OPTIONS))
@@ -80,7 +85,8 @@ export function addImageCommand(
           kind,
           name: argv.name,
           binary: argv.binary,
-          packages: argv.packages,
+          ...packageInputsOf(argv.packages ?? [], argv),
+          packages: argv.packages ?? [],
           outDir: argv.outDir,
           file: argv.file,
           engine: argv.engine,
