@@ -91,7 +91,7 @@ export function installInputs(
  * Nix parses every `--arg` value up front, even one no function asks for, and its error names no
  * argument; each is parsed here alone first, so a bad one is reported with its name.
  */
-async function checkArgExpressions(options: NixOptions, signal: AbortSignal): Promise<void> {
+export async function checkArgExpressions(options: NixOptions, signal: AbortSignal): Promise<void> {
   await Promise.all(
     Object.entries(options.arg).map(([name, value]) =>
       run('nix-instantiate', ['--parse', '-E', value], { signal }).catch((error: unknown) => {

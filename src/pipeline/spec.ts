@@ -1,11 +1,15 @@
-// The spec file `nix2aci build` reads: images to build, each field checked with an error naming it.
+// The spec file `nix2aci build` reads, JSON or Nix: images to build, each field checked with an
+// error naming it.
+import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { evaluateSpecFile } from '../nix/spec-file.js'
+import { NO_NIX_OPTIONS, type NixOptions } from '../nix/selectors.js'
 import { checkBinary, parseAppOptions } from '../plan/app-options.js'
 import { fieldName, unmetNeed, type OptionDeclaration, type OptionTable, type OptionValues } from '../plan/options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
 import type { BuildRequest } from './build-image.js'
-import { IMAGE_OPTIONS } from './options.js'
+import { IMAGE_OPTIONS, packageInputsOf } from './options.js'
 import { imageFileBase } from './outputs.js'
 
 /** Either a request ready to build, or why the entry cannot be built. */
@@ -25,6 +29,23 @@ const KNOWN = new Set<string>([...POSITIONAL_FIELDS, ...Object.keys(SPEC_OPTIONS
 export interface SpecDefaults {
   outDir: string
   file?: string
+  /** The command line's -I, --arg, ...: for the evaluation of a Nix spec, and under each image's own. */
+  nixOptions?: NixOptions
+}
+
+/** A spec is JSON, or Nix when its name ends in `.nix`. */
+type SpecLanguage = 'json' | 'nix'
+
+/** Reads and checks the spec file at `path`; a Nix one is evaluated first, once, by Nix. */
+export async function loadSpec(path: string, defaults: SpecDefaults, signal: AbortSignal): Promise<SpecEntry[]> {
+  if (path.endsWith('.nix')) {
+    const value = await evaluateSpecFile(path, defaults.nixOptions ?? NO_NIX_OPTIONS, signal)
+    return checkSpec(value, path, defaults, 'nix')
+  }
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UserError(`cannot read the spec file ${path}`)
+  })
+  return parseSpec(text, path, defaults)
 }
 
 /** Paths in a spec are relative to the spec file; `<nixpkgs>`-style lookups stay as they are. */
@@ -32,17 +53,24 @@ function relativeTo(baseDir: string, path: string): string {
   return path.startsWith('<') ? path : resolve(baseDir, path)
 }
 
-/** Reads a spec's text. A spec that is not an object with an `images` list is refused whole. */
+/** Reads a JSON spec's text. */
 export function parseSpec(text: string, source: string, defaults: SpecDefaults): SpecEntry[] {
-  const baseDir = dirname(resolve(source))
   let spec: unknown
   try {
     spec = JSON.parse(text)
   } catch (error) {
     throw new UserError(`${source} is not JSON: ${messageOf(error)}`)
   }
-  if (!isObject(spec) || !Array.isArray(spec.images))
-    throw new UserError(`${source}: expected {"images": [ ... ]} (an object with a list of images)`)
+  return checkSpec(spec, source, defaults, 'json')
+}
+
+/** Checks a spec's value. A spec that is not an object with an `images` list is refused whole. */
+function checkSpec(spec: unknown, source: string, defaults: SpecDefaults, language: SpecLanguage): SpecEntry[] {
+  const baseDir = dirname(resolve(source))
+  if (!isObject(spec) || !Array.isArray(spec.images)) {
+    const expected = language === 'json' ? '{"images": [ ... ]}' : '{ images = [ ... ]; }'
+    throw new UserError(`${source}: expected ${expected} (an object with a list of images)`)
+  }
   for (const key of Object.keys(spec)) {
     if (!['images', 'outDir', 'file'].includes(key)) throw new UserError(`${source}: unknown field '${key}'`)
   }
@@ -60,7 +88,8 @@ export function parseSpec(text: string, source: string, defaults: SpecDefaults):
       const first = firstWithName.get(fileBase)
       if (first !== undefined) throw new UserError(`${where}.name: images[${first}] already writes ${fileBase}.aci`)
       firstWithName.set(fileBase, i)
-      return { name, request: parseImage(image, where, baseDir, { outDir, ...(file !== undefined ? { file } : {}) }) }
+      const imageDefaults = { ...defaults, outDir, ...(file !== undefined ? { file } : {}) }
+      return { name, request: parseImage(image, where, baseDir, imageDefaults, language) }
     } catch (error) {
       if (!(error instanceof UserError)) throw error
       return { name, error: error.message }
@@ -68,7 +97,13 @@ export function parseSpec(text: string, source: string, defaults: SpecDefaults):
   })
 }
 
-function parseImage(image: unknown, where: string, baseDir: string, defaults: SpecDefaults): BuildRequest {
+function parseImage(
+  image: unknown,
+  where: string,
+  baseDir: string,
+  defaults: SpecDefaults,
+  language: SpecLanguage,
+): BuildRequest {
   if (!isObject(image)) throw new UserError(`${where}: expected an object`)
   for (const key of Object.keys(image)) if (!KNOWN.has(key)) throw new UserError(`${where}: unknown field '${key}'`)
   const name = requiredString(image, 'name', where)
@@ -77,10 +112,16 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
   if (kind !== 'thin' && kind !== 'fat') throw new UserError(`${where}.kind: must be "thin" or "fat"`)
   const binary = requiredString(image, 'binary', where)
   within(`${where}.binary`, () => checkBinary(binary))
-  const packages = image.packages
-  if (!Array.isArray(packages) || packages.length === 0 || !packages.every((p) => typeof p === 'string'))
-    throw new UserError(`${where}.packages: must be a non-empty list of strings`)
   const values = optionValues(image, where)
+  // With `attr` or `expr`, the packages may be left out, as on the command line.
+  const named = values.attr !== undefined || values.expr !== undefined
+  const packages = image.packages ?? (named ? [] : undefined)
+  const packageList = language === 'json' ? jsonPackages(packages, where) : nixPackages(packages, where)
+  if (packageList.length === 0 && !named)
+    throw new UserError(
+      `${where}.packages: must be a non-empty list of ${language === 'json' ? 'strings' : 'packages'}`,
+    )
+  if (values.include !== undefined) values.include = values.include.map((entry) => includeRelativeTo(baseDir, entry))
   const unmet = unmetNeed(SPEC_OPTIONS, values)
   // As on the command line: a key alone would silently sign nothing.
   if (unmet) throw new UserError(`${where}.${fieldName(unmet[0])}: needs "${fieldName(unmet[1])}": true`)
@@ -90,7 +131,8 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
     kind: kind as ImageKind,
     name,
     binary,
-    packages: packages as string[],
+    ...packageInputsOf(packageList, values, defaults.nixOptions),
+    packages: packageList,
     outDir: defaults.outDir,
     ...(file !== undefined ? { file } : {}),
     engine: values.engine ?? SPEC_OPTIONS.engine.default,
@@ -100,6 +142,34 @@ function parseImage(image: unknown, where: string, baseDir: string, defaults: Sp
     app,
     ...(values.sign === true ? { sign: values.key !== undefined ? { key: values.key } : {} } : {}),
   }
+}
+
+function jsonPackages(packages: unknown, where: string): string[] {
+  if (!Array.isArray(packages) || !packages.every((p) => typeof p === 'string'))
+    throw new UserError(`${where}.packages: must be a non-empty list of strings`)
+  return packages as string[]
+}
+
+/** `-I PATH` and `-I NAME=PATH` take paths relative to the spec file too; URLs stay as they are. */
+function includeRelativeTo(baseDir: string, entry: string): string {
+  const at = entry.indexOf('=')
+  const [prefix, path] = at < 0 ? ['', entry] : [entry.slice(0, at + 1), entry.slice(at + 1)]
+  return path.includes('://') ? entry : `${prefix}${relativeTo(baseDir, path)}`
+}
+
+/**
+ * A Nix spec's packages are packages (`pkgs.etcd`), each installed as the outputs it asks for
+ * (`X.drv!out`), or strings as in a JSON spec.
+ */
+function nixPackages(packages: unknown, where: string): string[] {
+  if (!Array.isArray(packages)) throw new UserError(`${where}.packages: must be a non-empty list of packages`)
+  return packages.flatMap((p: unknown, i) => {
+    if (typeof p === 'string') return [p]
+    if (isObject(p) && typeof p.drvPath === 'string' && Array.isArray(p.outputs))
+      return p.outputs.map((output) => `${String(p.drvPath)}!${String(output)}`)
+    const type = isObject(p) && typeof p.notAPackage === 'string' ? p.notAPackage : typeof p
+    throw new UserError(`${where}.packages[${i}]: must be a package (a derivation) or a string, not a ${type}`)
+  })
 }
 
 /** The option fields an image gives, each checked to be of its option's type. */
@@ -125,6 +195,10 @@ function typeProblem(declaration: OptionDeclaration, value: unknown): string | u
       return isListOf('string') ? undefined : 'must be a list of strings'
     case 'numbers':
       return isListOf('number') ? undefined : 'must be a list of numbers'
+    case 'pairs':
+      return isObject(value) && Object.values(value).every((item) => typeof item === 'string')
+        ? undefined
+        : 'must be an object of strings ({"NAME": "VALUE"})'
     case 'boolean':
       return typeof value === 'boolean' ? undefined : 'must be true or false'
     case 'choice':

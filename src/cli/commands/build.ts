@@ -1,26 +1,40 @@
 // `nix2aci build`: every image a spec file declares; a failing image fails alone.
-import { readFile } from 'node:fs/promises'
 import { buildMany } from '../../pipeline/build-many.js'
-import { parseSpec } from '../../pipeline/spec.js'
-import { UserError } from '../../util/errors.js'
+import { BUILD_OPTIONS, NIX_OPTION_NAMES, nixOptionsOf } from '../../pipeline/options.js'
+import { loadSpec } from '../../pipeline/spec.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { createProgress, progressStyle } from '../progress.js'
 import { formatSize } from '../report.js'
+import { yargsOptions } from './image.js'
+
+/** The Nix options, for the evaluation of a Nix spec and as defaults for every image. */
+const NIX_OPTIONS = Object.fromEntries(NIX_OPTION_NAMES.map((name) => [name, BUILD_OPTIONS[name]])) as Pick<
+  typeof BUILD_OPTIONS,
+  (typeof NIX_OPTION_NAMES)[number]
+>
 
 export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli.command(
-    'build',
-    'Build every image a spec file declares (see README: "Building from a spec")',
+    'build [spec]',
+    'Build every image a spec file (JSON, or Nix: images.nix) declares (see README: "Building from a spec")',
     (y) =>
       y
-        .option('config', { alias: 'c', type: 'string', default: 'nix2aci.json', describe: 'the spec file' })
-        .option('file', { alias: 'f', type: 'string', describe: 'default Nix expression for images that name none' }),
+        .positional('spec', {
+          alias: ['config', 'c'],
+          type: 'string',
+          default: 'nix2aci.json',
+          describe: 'the spec file: JSON, or Nix when it ends in .nix',
+        })
+        .option('file', { alias: 'f', type: 'string', describe: 'default Nix expression for images that name none' })
+        .options(yargsOptions(NIX_OPTIONS)),
     async (argv) => {
-      const text = await readFile(argv.config, 'utf8').catch(() => {
-        throw new UserError(`cannot read the spec file ${argv.config}`)
-      })
-      const entries = parseSpec(text, argv.config, { outDir: argv.outDir, ...(argv.file ? { file: argv.file } : {}) })
+      const defaults = {
+        outDir: argv.outDir,
+        ...(argv.file ? { file: argv.file } : {}),
+        nixOptions: nixOptionsOf(argv),
+      }
+      const entries = await loadSpec(argv.spec, defaults, signal)
       const style = progressStyle({ quiet: argv.quiet || argv.json, verbose: argv.verbose })
       const outcomes = await buildMany(
         entries,
