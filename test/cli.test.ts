@@ -29,7 +29,7 @@ describe('help', () => {
     expect(runCli(['help']).stdout).toBe(overall.stdout)
 
     const thin = runCli(['thin', '--help'])
-    expect(thin.stdout).toMatch(/^nix2aci thin <name> <binary> <packages\.\.>/)
+    expect(thin.stdout).toMatch(/^nix2aci thin <name> <binary> \[packages\.\.\]/)
     for (const args of [
       ['help', 'thin'],
       ['thin', '-h'],
