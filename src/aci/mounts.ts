@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
 import type { HostVolume } from '../plan/plan.js'
+import { commandLineLimit, commandLineSize } from '../util/command-line.js'
 import { UserError } from '../util/errors.js'
 
 /** `<name>.mounts` beside `<name>.aci`. */
@@ -60,4 +61,19 @@ export async function readMountsFile(image: string): Promise<HostVolume[] | unde
     throw new UserError(`cannot read ${file}: ${error.message}`)
   })
   return text === undefined ? undefined : parseMountsFile(text, file)
+}
+
+/**
+ * Why `rkt run $(cat NAME.mounts) ...` would fail on this host, or undefined: the volumes of a large
+ * closure, with the environment, can take more than execve accepts (E2BIG, "Argument list too long").
+ */
+export function mountsTooLongWarning(volumes: readonly HostVolume[], mountsFile: string): string | undefined {
+  const size = commandLineSize(volumes.map(volumeArgument))
+  const limit = commandLineLimit()
+  if (size <= limit) return undefined
+  return (
+    `the ${volumes.length} volumes of ${mountsFile} take ${size} bytes with the environment, more than a command ` +
+    `line holds here (${limit} bytes): rkt run $(cat ...) fails with "Argument list too long"; nix2aci run ` +
+    `passes them to rkt in a pod manifest instead`
+  )
 }

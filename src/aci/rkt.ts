@@ -1,11 +1,16 @@
 // The `rkt run` command line for an image: its .mounts volumes, trust by signature when it has one,
 // and the user's own rkt options, unchanged.
 import { exists, signatureFileOf } from './files.js'
+import type { App, ImageManifest } from './manifest.js'
+import { parseMountsFile, readMountsFile, volumeArgument } from './mounts.js'
+import { toAcName } from '../plan/appc.js'
 import type { HostVolume } from '../plan/plan.js'
 import { UserError } from '../util/errors.js'
 import { displayPath } from '../util/paths.js'
 import { shellQuote } from '../util/shell.js'
-import { readMountsFile, volumeArgument } from './mounts.js'
+
+/** The appc version of the pod manifests written here: rkt 1.30's own. */
+const POD_MANIFEST_VERSION = '0.8.11'
 
 /** rkt 1.30's global options (`rkt help`): they go before `run`, every other one after it. */
 const RKT_GLOBAL_OPTIONS = [
@@ -58,9 +63,27 @@ const optionName = (option: string) => option.split('=')[0]!
 const volumeName = (option: string) => /^--volume=([^,]*)/.exec(option)?.[1]
 
 export interface RktRun {
+  /** The whole command line, volumes included. */
   args: string[]
   /** The volumes from the `.mounts` file that the command passes (the user's own `--volume`s replace theirs). */
   volumes: HostVolume[]
+  /** The same run for when `args` do not fit on a command line: the volumes in a pod manifest. */
+  viaPodManifest: PodRun
+}
+
+export interface PodRun {
+  /** `rkt fetch`, whose output is the image ID the pod manifest names. */
+  fetchArgs: string[]
+  runArgs(podManifestFile: string): string[]
+  podManifest(imageId: string, manifest: ImageManifest): PodManifest
+}
+
+/** The part of appc's pod manifest (schema/pod.go) one image needs: rkt reads it with `--pod-manifest`. */
+export interface PodManifest {
+  acKind: 'PodManifest'
+  acVersion: string
+  apps: Array<{ name: string; image: { id: string; name: string }; app?: App }>
+  volumes: Array<{ name: string; kind: 'host'; source: string; readOnly?: boolean }>
 }
 
 /**
@@ -73,14 +96,55 @@ export async function rktRun(request: RunRequest): Promise<RktRun> {
   const fromFile = (await readMountsFile(image)) ?? []
   const signed = await exists(signatureFileOf(image))
   const isGlobal = (option: string) => RKT_GLOBAL_OPTIONS.includes(optionName(option))
+  const isVolume = (option: string) => volumeName(option) !== undefined
   const userVolumes = new Set(optionsBefore.map(volumeName).filter((name) => name !== undefined))
   const volumes = fromFile.filter((volume) => !userVolumes.has(volume.name))
   const userTrusts = optionsBefore.some((option) => optionName(option) === '--insecure-options')
+  const global = optionsBefore.filter(isGlobal)
+  const trust = userTrusts ? [] : trustOptions(signed)
+  const viaPodManifest: PodRun = {
+    fetchArgs: [...global, 'fetch', ...trust, image],
+    runArgs: (file) => {
+      if (optionsAfter.length > 0)
+        throw new UserError(
+          `rkt takes a pod manifest for this many volumes, and per-app options cannot go with one: ${optionsAfter.join(' ')}`,
+        )
+      return [
+        ...global,
+        'run',
+        ...trust,
+        ...optionsBefore.filter((o) => !isGlobal(o) && !isVolume(o)),
+        `--pod-manifest=${file}`,
+      ]
+    },
+    podManifest: (imageId, manifest) => {
+      const theirs = parseMountsFile(optionsBefore.filter(isVolume).join(' '), 'run')
+      const app = manifest.app
+      return {
+        acKind: 'PodManifest',
+        acVersion: POD_MANIFEST_VERSION,
+        apps: [
+          {
+            name: toAcName(manifest.name.split('/').at(-1)!),
+            image: { id: imageId, name: manifest.name },
+            // The app's arguments, which rkt appends to exec on a command line, extend it here.
+            ...(app && appArgs.length > 0 ? { app: { ...app, exec: [...(app.exec ?? []), ...appArgs] } } : {}),
+          },
+        ],
+        volumes: [...volumes, ...theirs].map(({ name, source, readOnly }) => ({
+          name,
+          kind: 'host',
+          source,
+          ...(readOnly ? { readOnly } : {}),
+        })),
+      }
+    },
+  }
   return {
     args: [
-      ...optionsBefore.filter(isGlobal),
+      ...global,
       'run',
-      ...(userTrusts ? [] : trustOptions(signed)),
+      ...trust,
       ...optionsBefore.filter((option) => !isGlobal(option)),
       ...volumes.map(volumeArgument),
       image,
@@ -88,6 +152,7 @@ export async function rktRun(request: RunRequest): Promise<RktRun> {
       ...(appArgs.length > 0 ? ['--', ...appArgs] : []),
     ],
     volumes,
+    viaPodManifest,
   }
 }
 

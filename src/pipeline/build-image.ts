@@ -4,6 +4,7 @@ import { realpath, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { join } from 'node:path'
 import { actoolInstalled, validateWithActool } from '../aci/actool.js'
+import { mountsTooLongWarning } from '../aci/mounts.js'
 import { rktRunCommand } from '../aci/rkt.js'
 import { requireCompressor, type Compression } from '../aci/compression.js'
 import { signImage } from '../aci/sign.js'
@@ -52,6 +53,8 @@ export interface BuildResult {
   validated: boolean
   signature: string | null
   rktCommand: string
+  /** What works but needs the user's attention: a `.mounts` file too long for a command line. */
+  warnings: string[]
 }
 
 /** How a build shows what it is doing; the CLI picks a spinner, plain lines or silence. */
@@ -154,6 +157,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       await outputs.commit({ signed: Boolean(sign), volumes: hasVolumes })
 
       const mountsFile = hasVolumes ? final.mounts : null
+      const tooLong = mountsFile ? mountsTooLongWarning(plan.volumes, displayPath(mountsFile)) : undefined
       return {
         image: final.image,
         kind: request.kind,
@@ -166,6 +170,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         validated: validated === true,
         signature: sign ? final.signature : null,
         rktCommand: rktRunCommand(final.image, mountsFile, Boolean(sign)),
+        warnings: tooLong ? [tooLong] : [],
       }
     },
   )

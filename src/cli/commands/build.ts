@@ -45,10 +45,11 @@ export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArg
       // Each failure is an error: on stderr whatever else is asked for, also under --quiet and --json.
       for (const outcome of outcomes) {
         if (!outcome.ok) process.stderr.write(`FAILED ${outcome.name}: ${outcome.error}\n`)
-        else if (!argv.quiet && !argv.json) {
-          const { image, kind, size } = outcome.result
+        if (!outcome.ok || argv.quiet) continue
+        const { image, kind, size, warnings } = outcome.result
+        for (const warning of warnings) process.stderr.write(`warning ${outcome.name}: ${warning}\n`)
+        if (!argv.json)
           process.stdout.write(`ok     ${outcome.name}: ${displayPath(image)} (${kind}, ${formatSize(size)})\n`)
-        }
       }
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ images: outcomes, built: outcomes.length - failed, failed })}\n`)

@@ -101,6 +101,7 @@ export function addImageCommand(
         }),
         signal,
       )
+      if (!argv.quiet) for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`)
       process.stdout.write(argv.json ? `${JSON.stringify(result)}\n` : argv.quiet ? '' : `${describeBuild(result)}\n`)
     },
   )

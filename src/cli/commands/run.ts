@@ -1,10 +1,15 @@
 // `nix2aci run`: rkt run with the image's own volumes and the user's rkt options.
 import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { exists } from '../../aci/files.js'
-import { parseRunWords, rktRun } from '../../aci/rkt.js'
-import { killOnAbort } from '../../util/cancel.js'
+import { readManifest } from '../../aci/inspect.js'
+import { parseRunWords, rktRun, type PodRun } from '../../aci/rkt.js'
+import { killOnAbort, withCleanup } from '../../util/cancel.js'
+import { commandLineLimit, commandLineSize } from '../../util/command-line.js'
 import { UserError } from '../../util/errors.js'
-import { findOnPath } from '../../util/exec.js'
+import { CommandError, errorLine, findOnPath, run } from '../../util/exec.js'
 import { shellQuote } from '../../util/shell.js'
 import type { GlobalArgs } from '../main.js'
 
@@ -25,8 +30,12 @@ export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs 
         .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': true }),
     async (argv) => {
       const request = parseRunWords(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
-      const { args, volumes } = await rktRun(request)
-      if (argv.dryRun) return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
+      const { args, volumes, viaPodManifest } = await rktRun(request)
+      const fits = commandLineSize(['rkt', ...args]) <= commandLineLimit()
+      if (argv.dryRun) {
+        if (!fits) process.stderr.write('too long for a command line here: run passes the volumes in a pod manifest\n')
+        return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
+      }
       const rkt = findOnPath('rkt')
       if (!rkt)
         throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
@@ -36,14 +45,47 @@ export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs 
         throw new UserError(
           `cannot run ${request.image}: ${missing.length} mount sources missing on this host: ${missing.slice(0, 3).join(' ')}${missing.length > 3 ? ' ...' : ''} (nix2aci validate lists them)`,
         )
-      process.exitCode = await new Promise<number>((resolve, reject) => {
-        // An interrupt of nix2aci stops rkt, and its pod, and nix2aci exits once rkt has.
-        const child = killOnAbort(spawn(rkt, args, { stdio: 'inherit', signal }), signal)
-        child.on('error', (error) => {
-          if (error.name !== 'AbortError') reject(error)
-        })
-        child.on('close', (code) => resolve(code ?? 1))
-      })
+      process.exitCode = fits
+        ? await runRkt(rkt, args, signal)
+        : await runWithPodManifest(rkt, request.image, viaPodManifest, signal)
+    },
+  )
+}
+
+/** rkt, its output the user's; resolves with its exit code (the app's, or rkt's own). */
+function runRkt(rkt: string, args: string[], signal: AbortSignal): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    // An interrupt of nix2aci stops rkt, and its pod, and nix2aci exits once rkt has.
+    const child = killOnAbort(spawn(rkt, args, { stdio: 'inherit', signal }), signal)
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'E2BIG')
+        reject(new UserError(`rkt's command line is longer than this host allows (${commandLineLimit()} bytes)`))
+      else if (error.name !== 'AbortError') reject(error)
+    })
+    child.on('close', (code) => resolve(code ?? 1))
+  })
+}
+
+/**
+ * A run whose volumes do not fit on a command line: `rkt fetch` puts the image in rkt's store, and
+ * `rkt run --pod-manifest` takes the volumes from a file, removed when rkt is done.
+ */
+async function runWithPodManifest(rkt: string, image: string, pod: PodRun, signal: AbortSignal): Promise<number> {
+  const [manifest, fetched] = await Promise.all([
+    readManifest(image, signal),
+    run(rkt, pod.fetchArgs, { signal }).catch((error: unknown) => {
+      if (!(error instanceof CommandError)) throw error
+      throw new UserError(`rkt fetch ${image} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
+    }),
+  ])
+  const imageId = fetched.stdout.trim().split('\n').at(-1)!
+  const dir = await mkdtemp(join(tmpdir(), 'nix2aci-pod-'))
+  return withCleanup(
+    () => rm(dir, { recursive: true, force: true }),
+    async () => {
+      const file = join(dir, 'pod-manifest.json')
+      await writeFile(file, JSON.stringify(pod.podManifest(imageId, manifest)))
+      return runRkt(rkt, pod.runArgs(file), signal)
     },
   )
 }
