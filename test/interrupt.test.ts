@@ -151,6 +151,33 @@ describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs
   })
 })
 
+describe('a build interrupted while it writes the image', () => {
+  it('stops the compressor and the stream, exits 130 and leaves no output directory behind', async () => {
+    const out = join(dir.path, 'writing-out')
+    const args = ['fat', 'writing', 'python3', 'python3', '--compression', 'xz', '--engine', 'native', '--out-dir', out]
+    const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), ...args], {
+      env: fixtureEnv(),
+      detached: true,
+      stdio: 'ignore',
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    try {
+      // xz runs only while the image's tar streams through it.
+      const xz = await pollFor(
+        'no xz child of nix2aci',
+        60_000,
+        () => liveProcesses().find((p) => p.parent === child.pid && p.command === 'xz')?.pid,
+      )
+      process.kill(-child.pid!, 'SIGINT')
+      expect(await exited).toBe(130)
+      expect(hasExited(xz), `xz (pid ${xz}) outlived nix2aci`).toBe(true)
+      expect(existsSync(out)).toBe(false)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+})
+
 describe('an interrupted spec build with more images than run at once', () => {
   it('starts no further image, so nothing is left behind and no nix-env writes on', async () => {
     const out = join(dir.path, 'spec-out')
