@@ -4,6 +4,7 @@
 import { validateWithActool } from './actool.js'
 import { exists, signatureFileOf } from './files.js'
 import { readImage, type ImageContents } from './inspect.js'
+import { NotAnImageFile } from './read.js'
 import type { MountPoint } from './manifest.js'
 import { mountsFileOf, readMountsFile } from './mounts.js'
 import { verifySignature } from './sign.js'
@@ -38,7 +39,7 @@ export async function checkImage(image: string, signal?: AbortSignal): Promise<C
     if (!(error instanceof UserError)) throw error
     problems.push(error.message)
     // actool on a directory, a device or nothing at all tells nothing more (and `/dev/zero` never ends).
-    readable = !/^no such image|is not an image: |^cannot read /.test(error.message)
+    readable = !(error instanceof NotAnImageFile)
   }
   if (contents) {
     const extra = contents.topLevel.filter((name) => name !== 'manifest' && name !== 'rootfs')

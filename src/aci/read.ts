@@ -7,6 +7,9 @@ import { pipeline } from 'node:stream/promises'
 import { UserError } from '../util/errors.js'
 import { COMPRESSION_FORMATS, MAGIC_BYTES, compressionOfHead, type Compression } from './compression.js'
 
+/** The path names no file to read as an image (nothing, a directory, a device): no reader can say more. */
+export class NotAnImageFile extends UserError {}
+
 export interface OpenedImage {
   size: number
   compression: Compression
@@ -21,14 +24,18 @@ export interface OpenedImage {
 export async function openImage(file: string, signal?: AbortSignal): Promise<OpenedImage> {
   // Non-blocking, so that opening a FIFO does not wait for a writer; a regular file reads as ever.
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
-    throw new UserError(error.code === 'ENOENT' ? `no such image: ${file}` : `cannot read ${file}: ${error.message}`)
+    throw new NotAnImageFile(
+      error.code === 'ENOENT' ? `no such image: ${file}` : `cannot read ${file}: ${error.message}`,
+    )
   })
   let size: number
   let compression: Compression | undefined
   try {
     const info = await handle.stat()
     if (!info.isFile())
-      throw new UserError(`${file} is not an image: it is ${info.isDirectory() ? 'a directory' : 'not a regular file'}`)
+      throw new NotAnImageFile(
+        `${file} is not an image: it is ${info.isDirectory() ? 'a directory' : 'not a regular file'}`,
+      )
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(MAGIC_BYTES), 0, MAGIC_BYTES, 0)
     size = info.size
     compression = compressionOfHead(buffer.subarray(0, bytesRead))
