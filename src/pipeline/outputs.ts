@@ -145,7 +145,9 @@ export class ImageOutputs {
       throw this.writeError(error)
     }
     this.committed = rollForward(this.outDir, this.base, journal)
-    return this.committed
+    return this.committed.catch((error: unknown) => {
+      throw this.writeError(error)
+    })
   }
 
   /**
@@ -154,10 +156,18 @@ export class ImageOutputs {
    */
   async close(): Promise<void> {
     try {
-      if (this.committed) await this.committed.catch(() => undefined)
-      else if (this.profileBefore) await restoreProfile(this.final.profile, this.profileBefore)
+      // A commit that failed half-way stays as its journal left it, staging too: the next build of the
+      // name finishes it (nothing is put back under renames already made).
+      const committed =
+        this.committed &&
+        (await this.committed.then(
+          () => true,
+          () => false,
+        ))
+      if (committed === false) return
+      if (!committed && this.profileBefore) await restoreProfile(this.final.profile, this.profileBefore)
       if (this.staged) await rm(this.staged.dir, { recursive: true, force: true })
-      if (!this.committed) removeMadeOutDir(this.outDir)
+      if (!committed) removeMadeOutDir(this.outDir)
     } finally {
       this.lock?.release()
     }
@@ -191,17 +201,19 @@ function checkTargets(final: FinalOutputs): void {
   }
 }
 
-/** Does what a journal lists; each step is skipped when done already, so a rerun finishes it. */
-function rollForward(outDir: string, base: string, journal: Journal): Promise<void> {
+/**
+ * Does what a journal lists; each step is skipped when done already, so a rerun finishes it. The
+ * renames run before the first await: synchronously, within the call.
+ */
+async function rollForward(outDir: string, base: string, journal: Journal): Promise<void> {
   const at = (name: string) => join(outDir, name)
   for (const [from, to] of journal.renames) if (existsSync(at(from))) renameSync(at(from), at(to))
   for (const name of journal.removals) rmSync(at(name), { force: true })
   // The new profile generation is the image's now: nothing is to be put back.
   rmSync(join(at(journal.staging), PROFILE_BEFORE), { force: true })
   const profile = profileOf(outDir, base)
-  return (journal.profile === 'prune' ? pruneProfile(profile) : removeProfile(profile)).then(() =>
-    rmSync(journalOf(outDir, base), { force: true }),
-  )
+  await (journal.profile === 'prune' ? pruneProfile(profile) : removeProfile(profile))
+  rmSync(journalOf(outDir, base), { force: true })
 }
 
 /**
