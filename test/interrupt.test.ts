@@ -6,19 +6,12 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, onPath, repoRoot, snapshotDir, writeShellPackage } from './helpers/cli.js'
-import { commandLine, hasExited, liveProcesses } from './helpers/proc.js'
+import { childrenRunning, commandLine, hasExited, liveProcesses } from './helpers/proc.js'
 import { startOnTerminal } from './helpers/terminal.js'
 import { pollFor, sleep } from './helpers/wait.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
-
-/** The running nix-envs whose parent is `parent`. */
-function nixEnvChildrenOf(parent: number): number[] {
-  return liveProcesses()
-    .filter((p) => p.command === 'nix-env' && p.parent === parent)
-    .map((p) => p.pid)
-}
 
 /** A fresh derivation (the time is in its name, so Nix really builds it) that takes `seconds`. */
 function slowPackage(attr: string, seconds: number): string {
@@ -49,7 +42,7 @@ async function interruptCli(
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const running = await pollFor(`not ${nixEnvs} nix-env children of nix2aci`, 20_000, () => {
     if (exitedEarly !== undefined) throw new Error(`nix2aci exited (${exitedEarly}) before nix-env ran:\n${stderr}`)
-    const pids = nixEnvChildrenOf(child.pid!)
+    const pids = childrenRunning(child.pid!, 'nix-env')
     return pids.length >= nixEnvs ? pids : undefined
   })
   const send = () => (target === 'group' ? process.kill(-child.pid!, signal) : child.kill(signal))
@@ -126,7 +119,9 @@ describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs
     const args = ['thin', 'term', 'x', 'term', '-f', slowPackage('term', 30), '--out-dir', out]
     const terminal = await startOnTerminal(args)
     await pollFor('no spinner while nix-env runs', 20_000, () =>
-      nixEnvChildrenOf(terminal.pid).length > 0 && terminal.screen().includes('Installing term') ? true : undefined,
+      childrenRunning(terminal.pid, 'nix-env').length > 0 && terminal.screen().includes('Installing term')
+        ? true
+        : undefined,
     )
     terminal.type('\x03')
     const { code, screen } = await terminal.exited
@@ -140,7 +135,9 @@ describe.skipIf(!onPath('python3'))('Ctrl-C on a terminal while the spinner runs
     const args = ['thin', 'hungup', 'x', 'hungup', '-f', slowPackage('hungup', 30), '--out-dir', out]
     const terminal = await startOnTerminal(args)
     await pollFor('no spinner while nix-env runs', 20_000, () =>
-      nixEnvChildrenOf(terminal.pid).length > 0 && terminal.screen().includes('Installing hungup') ? true : undefined,
+      childrenRunning(terminal.pid, 'nix-env').length > 0 && terminal.screen().includes('Installing hungup')
+        ? true
+        : undefined,
     )
     terminal.close()
     // Nothing reports an exit code once the terminal is gone: that nix2aci ends, and what it left, tell.
