@@ -2,12 +2,16 @@
 // would, so the README cannot drift from what works. They run in a scratch directory that looks like
 // the checkout, so that the ACIs/ they write is never the user's own.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { actoolValidate, listImage, makeTempDir, onPath, pathWithout, repoRoot, testCacheHome } from './helpers/cli.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
+
+const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
+/** The block builds a flake, which needs Nix 2.4 or later. */
+const hasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
 
@@ -21,8 +25,10 @@ function readmeBlock(marker: string): string {
 function scratchCheckout(): string {
   const checkout = makeTempDir('nix2aci-readme-')
   onTestFinished(() => checkout.remove())
-  for (const entry of ['nix2aci', 'buildThinACI', 'buildFatACI', 'dist', 'fixtures', 'nix2aci.example.json'])
+  for (const entry of ['nix2aci', 'buildThinACI', 'buildFatACI', 'dist', 'nix2aci.example.json', 'nix2aci.example.nix'])
     symlinkSync(join(repoRoot, entry), join(checkout.path, entry))
+  // A copy, not a link: Nix refuses a path: flake whose directory is a link ("escapes from").
+  cpSync(join(repoRoot, 'fixtures'), join(checkout.path, 'fixtures'), { recursive: true })
   return checkout.path
 }
 
@@ -37,6 +43,42 @@ describe('README', () => {
     const example = JSON.parse(readFileSync(join(repoRoot, 'nix2aci.example.json'), 'utf8'))
     expect(JSON.parse(readmeBlock('spec'))).toEqual(example)
   })
+
+  it('shows the Nix spec that nix2aci.example.nix holds', () => {
+    expect(readmeBlock('nix-spec')).toBe(readFileSync(join(repoRoot, 'nix2aci.example.nix'), 'utf8'))
+  })
+
+  // Native engine only: the engines are compared by the examples above; this is about naming packages.
+  it.skipIf(!hasFlakes)(
+    'runs its Nix-style package examples as typed, and the images pass actool and run',
+    async () => {
+      const { NIX_PATH: _nixPath, ...hostEnv } = process.env
+      const scratch = makeTempDir()
+      onTestFinished(() => scratch.remove())
+      const env = { ...hostEnv, PATH: pathWithout('acbuild', scratch.path), XDG_CACHE_HOME: testCacheHome }
+      const checkout = scratchCheckout()
+      const acis = join(checkout, 'ACIs')
+      const run = spawnSync('bash', ['-e', '-c', readmeBlock('nix-inputs')], { cwd: checkout, env, encoding: 'utf8' })
+      expect(run.status, run.stderr).toBe(0)
+      expect(run.stdout).toMatch(/2 built, 0 failed/)
+      const runs: [string, string[], RegExp][] = [
+        ['etcd-expr', ['--version'], /etcd Version: 3\./],
+        ['hello-attr', [], /^Hello, world!\n$/],
+        ['hello-arg', [], /^Hello, world!\n$/],
+        ['hello-link', [], /^Hello, world!\n$/],
+        ['etcd-drv', ['--version'], /etcd Version: 3\./],
+        ['hello-flake', [], /^Hello, world!\n$/],
+        ['etcd-v1', ['--version'], /etcd Version: 3\./],
+        ['hello-nix', [], /^Hello, world!\n$/],
+      ]
+      for (const [name, args, output] of runs) {
+        const image = join(acis, `${name}.aci`)
+        expect(actoolValidate(image).status, name).toBe(0)
+        const app = await runAci(image, { mounts: join(acis, `${name}.mounts`), args })
+        expect(app.stdout, name).toMatch(output)
+      }
+    },
+  )
 
   // With each engine `auto` picks for thin images: native with acbuild hidden, and acbuild where installed.
   const runsItsExamples = 'runs its examples as typed, and the images they build pass actool and run'

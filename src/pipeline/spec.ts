@@ -168,7 +168,7 @@ function nixPackages(packages: unknown, where: string): string[] {
     if (isObject(p) && typeof p.drvPath === 'string' && Array.isArray(p.outputs))
       return p.outputs.map((output) => `${String(p.drvPath)}!${String(output)}`)
     const type = isObject(p) && typeof p.notAPackage === 'string' ? p.notAPackage : typeof p
-    throw new UserError(`${where}.packages[${i}]: must be a package (a derivation) or a string, not a ${type}`)
+    throw new UserError(`${where}.packages[${i}]: must be a package (a derivation) or a string, got ${type}`)
   })
 }
 

@@ -3,7 +3,11 @@ import {
   closeMatches,
   compareVersions,
   defaultExpression,
+  isDerivation,
+  isFilePath,
+  isFlakeRef,
   looksLikeAttrPath,
+  nixOptionArgs,
   matchPackage,
   parseAvailable,
 } from '../../src/nix/selectors.js'
@@ -52,5 +56,35 @@ describe('package selectors', () => {
     expect(defaultExpression(undefined, '/nix/var/nix/profiles/per-user/root/channels/nixpkgs')).toBe('<nixpkgs>')
     expect(defaultExpression(undefined, 'other=/x')).toBeUndefined()
     expect(defaultExpression(undefined, undefined)).toBeUndefined()
+  })
+})
+
+describe('the ways Nix names packages', () => {
+  it('tells flake references, files, derivations and selectors apart', () => {
+    for (const ref of ['.#hello', 'path:./fixtures#hello', 'git+file:///src?dir=fixtures#hello', 'path:./fixtures'])
+      expect(isFlakeRef(ref), ref).toBe(true)
+    for (const other of ['hello', 'nixos.etcd', 'etcd-3.4.23', './result', '/nix/store/abc-x#y'])
+      expect(isFlakeRef(other), other).toBe(false)
+    expect(isFilePath('./result')).toBe(true)
+    expect(isFilePath('/nix/store/abc-hello')).toBe(false)
+    expect(isFilePath('hello')).toBe(false)
+    expect(isDerivation('/nix/store/abc-hello-1.0.drv')).toBe(true)
+    expect(isDerivation('/nix/store/abc-multi-1.drv!bin')).toBe(true)
+    expect(isDerivation('/nix/store/abc-hello-1.0')).toBe(false)
+  })
+
+  it('spells the Nix options as Nix takes them, without --arg for flakes and with only --option for builds', () => {
+    const options = {
+      include: ['fx=./f'],
+      arg: { a: '1' },
+      argstr: { s: 'v' },
+      option: { 'max-jobs': '2' },
+      showTrace: true,
+    }
+    expect(nixOptionArgs(options)).toEqual([
+      ...['-I', 'fx=./f', '--arg', 'a', '1', '--argstr', 's', 'v', '--option', 'max-jobs', '2', '--show-trace'],
+    ])
+    expect(nixOptionArgs(options, 'flake')).toEqual(['-I', 'fx=./f', '--option', 'max-jobs', '2', '--show-trace'])
+    expect(nixOptionArgs(options, 'build')).toEqual(['--option', 'max-jobs', '2'])
   })
 })
