@@ -4,12 +4,34 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { actoolValidate, fixtureEnv, fixtures, makeTempDir, runCli } from './helpers/cli.js'
+import { actoolValidate, fixtureEnv, fixtures, makeTempDir, runCli, writeShellPackage } from './helpers/cli.js'
 
 const dir = makeTempDir()
 afterAll(() => dir.remove())
 
 describe('nix2aci build', () => {
+  it("shows a failed Nix build's last log lines under its FAILED line, and in --json", () => {
+    const broken = writeShellPackage(dir.path, 'broken', `broken-${Date.now()}`, 'echo "compiling it"; exit 3')
+    const spec = join(dir.path, 'broken-spec.json')
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        outDir: 'broken-out',
+        images: [{ name: 'b', binary: 'x', packages: ['broken'], file: broken }],
+      }),
+    )
+    const plain = runCli(['build', spec])
+    expect(plain.status).toBe(1)
+    const lines = plain.stderr.trim().split('\n')
+    const failed = lines.findIndex((line) => line.startsWith('FAILED b: '))
+    expect(lines[failed]).toMatch(/failed with exit code 3$/)
+    expect(lines.slice(failed + 1)).toContain('  > compiling it')
+    const json = runCli(['build', spec, '--json'])
+    const [image] = JSON.parse(json.stdout).images
+    expect(image).toMatchObject({ name: 'b', ok: false })
+    expect(image.details).toContain('> compiling it')
+  })
+
   it('builds every good image, reports the bad one, and exits non-zero', async () => {
     const spec = join(dir.path, 'nix2aci.json')
     writeFileSync(

@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { appendFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, runCli } from './helpers/cli.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
 
@@ -45,28 +45,25 @@ describe('--sign', () => {
     expect(existsSync(join(out.path, 'resigned.aci.asc'))).toBe(false)
   })
 
-  it('fails cleanly with an unknown key and leaves nothing behind', () => {
-    const run = runCli(
-      [
-        'thin',
-        'nokey',
-        'hello',
-        'hello',
-        '--out-dir',
-        out.path,
-        '--sign',
-        '--key',
-        'nobody@nowhere.invalid',
-        '--quiet',
-      ],
-      {
-        env,
-      },
-    )
+  it('refuses an unknown key before any Nix work, and leaves nothing behind', () => {
+    // The package does not exist either: the key is what is checked first.
+    const args = ['thin', 'nokey', 'hello', 'no-such-package', '--out-dir', out.path, '--sign', '--quiet']
+    const run = runCli([...args, '--key', 'nobody@nowhere.invalid'], { env })
     expect(run.status).toBe(1)
     expect(run.stderr.trim().split('\n')).toHaveLength(1)
-    expect(run.stderr).toMatch(/gpg could not sign the image with key nobody@nowhere.invalid/)
+    expect(run.stderr).toMatch(/--sign: gpg has no secret key nobody@nowhere.invalid/)
     expect(existsSync(join(out.path, 'nokey.aci'))).toBe(false)
     expect(existsSync(join(out.path, 'nokey.profile'))).toBe(false)
+  })
+
+  it('refuses to sign with the default key when the keyring has none', () => {
+    const empty = makeTempDir('nix2aci-gnupg-')
+    onTestFinished(() => empty.remove())
+    const run = runCli(['thin', 'nokey', 'hello', 'no-such-package', '--out-dir', out.path, '--sign'], {
+      env: { ...env, GNUPGHOME: empty.path },
+    })
+    expect(run.status).toBe(1)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(run.stderr).toMatch(/--sign: gpg has no secret key to sign with/)
   })
 })

@@ -3,15 +3,41 @@
 import { UserError } from '../util/errors.js'
 import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 
+/**
+ * Refuses a signing build up front, before any Nix work, when gpg is missing or has no secret key to
+ * sign with: the named one, or any (gpg's default key) without `--key`.
+ */
+export async function checkSigningKey(key: string | undefined, signal: AbortSignal): Promise<void> {
+  const gpg = requireGpg()
+  const listed = await run(gpg, ['--batch', '--list-secret-keys', '--with-colons', ...(key ? [key] : [])], {
+    signal,
+  }).catch((error: unknown) => {
+    if (!(error instanceof CommandError)) throw error
+    return undefined
+  })
+  if (listed && /^sec:/m.test(listed.stdout)) return
+  const keyring = process.env.GNUPGHOME ? `GNUPGHOME=${process.env.GNUPGHOME}` : '~/.gnupg'
+  throw new UserError(
+    key
+      ? `--sign: gpg has no secret key ${key} (${keyring}); gpg --list-secret-keys shows the keys there`
+      : `--sign: gpg has no secret key to sign with (${keyring}); make one with gpg --quick-gen-key, or name one with --key`,
+  )
+}
+
+function requireGpg(): string {
+  const gpg = findOnPath('gpg')
+  if (!gpg)
+    throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
+  return gpg
+}
+
 export async function signImage(
   image: string,
   signature: string,
   key: string | undefined,
   signal: AbortSignal,
 ): Promise<void> {
-  const gpg = findOnPath('gpg')
-  if (!gpg)
-    throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
+  const gpg = requireGpg()
   const args = [
     ...(process.stdin.isTTY ? [] : ['--batch']),
     '--yes',

@@ -7,7 +7,7 @@ import { actoolInstalled, validateWithActool } from '../aci/actool.js'
 import { mountsTooLongWarning } from '../aci/mounts.js'
 import { rktRunCommand } from '../aci/rkt.js'
 import { requireCompressor, type Compression } from '../aci/compression.js'
-import { signImage } from '../aci/sign.js'
+import { checkSigningKey, signImage } from '../aci/sign.js'
 import type { Engine, EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
 import { checkProgramInImage, closureOf, findExecutable, requireNix, topLevelEntries } from '../nix/profile.js'
@@ -68,7 +68,7 @@ export interface Progress {
 
 /**
  * Nothing before the start of nix-env waits on I/O (unless another build of the name holds its
- * lock), so that nothing delays it; the engine's modules load while it runs. Once `signal` aborts,
+ * lock, or a signing build asks gpg for its key), so that nothing delays it; the engine's modules load while it runs. Once `signal` aborts,
  * the build stops, undoes its work and rejects.
  */
 export async function buildImage(request: BuildRequest, progress: Progress, signal: AbortSignal): Promise<BuildResult> {
@@ -78,6 +78,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
   const engine = chooseEngine(request.engine, request.compression, request.kind)
   requireCompressor(request.compression)
   requireNix()
+  if (request.sign) await checkSigningKey(request.sign.key, signal)
   signal.throwIfAborted()
   const outputs = new ImageOutputs(request.outDir, request.name, request.kind)
   const { final } = outputs

@@ -3,11 +3,14 @@
 import { availableParallelism } from 'node:os'
 import { instantiateAttrs, type NixSource } from '../nix/profile.js'
 import { NO_NIX_OPTIONS, defaultExpression, isStorePath, looksLikeAttrPath } from '../nix/selectors.js'
-import { messageOf } from '../util/errors.js'
+import { UserError, messageOf } from '../util/errors.js'
 import { buildImage, type BuildRequest, type BuildResult, type Progress } from './build-image.js'
 import type { SpecEntry } from './spec.js'
 
-export type ImageOutcome = { name: string; ok: true; result: BuildResult } | { name: string; ok: false; error: string }
+/** A failure's `details` are what a tool showed about it (a failed Nix build's last log lines), when it showed any. */
+export type ImageOutcome =
+  | { name: string; ok: true; result: BuildResult }
+  | { name: string; ok: false; error: string; details?: readonly string[] }
 
 /** Once `signal` aborts, no further image starts; the running ones undo their work, then this rejects. */
 export async function buildMany(
@@ -32,7 +35,13 @@ export async function buildMany(
           result: await buildImage(entry.request, progressFor(entry.name), signal),
         }
       } catch (error) {
-        outcomes[i] = { name: entry.name, ok: false, error: messageOf(error) }
+        const details = error instanceof UserError ? error.details : []
+        outcomes[i] = {
+          name: entry.name,
+          ok: false,
+          error: messageOf(error),
+          ...(details.length > 0 ? { details } : {}),
+        }
       }
     }
   }

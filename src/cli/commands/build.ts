@@ -44,7 +44,10 @@ export function addBuildCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArg
       const failed = outcomes.filter((outcome) => !outcome.ok).length
       // Each failure is an error: on stderr whatever else is asked for, also under --quiet and --json.
       for (const outcome of outcomes) {
-        if (!outcome.ok) process.stderr.write(`FAILED ${outcome.name}: ${outcome.error}\n`)
+        if (!outcome.ok) {
+          process.stderr.write(`FAILED ${outcome.name}: ${outcome.error}\n`)
+          for (const detail of outcome.details ?? []) process.stderr.write(`  ${detail}\n`)
+        }
         if (!outcome.ok || argv.quiet) continue
         const { image, kind, size, warnings } = outcome.result
         for (const warning of warnings) process.stderr.write(`warning ${outcome.name}: ${warning}\n`)
