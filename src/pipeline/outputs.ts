@@ -105,7 +105,11 @@ export class ImageOutputs {
     if (this.kind === 'thin') {
       // Read before nix-env starts changing it, and kept on disk for the next build should this one die.
       this.profileBefore = profileState(this.final.profile)
-      writeFileSync(join(dir, PROFILE_BEFORE), JSON.stringify(this.profileBefore))
+      try {
+        writeFileSync(join(dir, PROFILE_BEFORE), JSON.stringify(this.profileBefore))
+      } catch (error) {
+        throw this.writeError(error)
+      }
     }
     this.staged = {
       dir,
