@@ -1,16 +1,14 @@
 // The fixture flake (fixtures/flake.nix): Nix's flake commands build the fixture packages offline,
 // the same packages nix-build builds, without writing a lock file into the checkout.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { closureOf, nixBuild, runInClosure } from './helpers/closure.js'
+import { closureOf, nixBuild, nixHasFlakes, runInClosure } from './helpers/closure.js'
 import { fixtures, makeTempDir } from './helpers/cli.js'
 
 // Flakes came in Nix 2.4, behind these experimental features until they are stable.
 const flakeFeatures = ['--extra-experimental-features', 'nix-command flakes']
-const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
-const hasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
 
 const roots = makeTempDir('nix2aci-flake-')
 afterAll(() => roots.remove())
@@ -43,7 +41,7 @@ function derivationEnv(drvPath: string): Record<string, string> {
   return shown[drvPath]!.env
 }
 
-describe.skipIf(!hasFlakes)('fixture flake (needs Nix 2.4 or later)', () => {
+describe.skipIf(!nixHasFlakes)('fixture flake (needs Nix 2.4 or later)', () => {
   it('builds hello from path:fixtures#hello, and the program runs in its closure', () => {
     const { out } = flakeBuild(`path:${fixtures}#hello`)
     const run = runInClosure(closureOf(out), [`${out}/bin/hello`])

@@ -1,11 +1,12 @@
 // Packages named the ways Nix users name them (-A, -E, -I, --arg, --argstr, --option, --show-trace,
 // out-links, .drv paths, flakes, a spec written in Nix), each built from the fixtures by the real
 // CLI, checked by actool and run under the run harness; and bad input, refused in one line.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
+import { nixHasFlakes } from './helpers/closure.js'
 import { actoolValidate, buildJson, fixtures, makeTempDir, repoRoot, runCli, type CliRun } from './helpers/cli.js'
 import type { BuildResult } from '../src/pipeline/build-image.js'
 
@@ -31,9 +32,6 @@ const etcdVersion = async (result: BuildResult) =>
 /** What a profile holds, by name (`nix-env -q`). */
 const profileNames = (profile: string) =>
   execFileSync('nix-env', ['-p', profile, '-q'], { encoding: 'utf8' }).trim().split('\n').sort()
-
-const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
-const hasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
 
 describe('packages from Nix expressions and options', () => {
   it('takes -E, a list of packages, with no positional package', async () => {
@@ -77,7 +75,7 @@ describe('packages from Nix expressions and options', () => {
   })
 })
 
-describe.skipIf(!hasFlakes)('packages from flakes (needs Nix 2.4 or later)', () => {
+describe.skipIf(!nixHasFlakes)('packages from flakes (needs Nix 2.4 or later)', () => {
   it('takes path:DIR#ATTR, .#ATTR and git+file:...#ATTR', async () => {
     await sayHello(build('fat', 'hello-flake-path', 'hello', [`path:${fixtures}#hello`]))
     await sayHello(build('thin', 'hello-flake-dot', 'hello', ['.#hello'], fixtures))
@@ -152,7 +150,7 @@ describe('bad input, in one line', () => {
     expect(oneLine(['-E', '[ ]'])).toBe('nix2aci: -E "[ ]" evaluates to no packages\n')
   })
 
-  it.skipIf(!hasFlakes)('refuses a flake reference to a missing attribute', () => {
+  it.skipIf(!nixHasFlakes)('refuses a flake reference to a missing attribute', () => {
     expect(oneLine([`path:${fixtures}#nope`])).toMatch(
       /^nix2aci: cannot build path:.*#nope: flake 'path:.*' does not provide attribute 'packages\.x86_64-linux\.nope'/,
     )

@@ -6,12 +6,9 @@ import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync } from 'node
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
+import { nixHasFlakes } from './helpers/closure.js'
 import { actoolValidate, listImage, makeTempDir, onPath, pathWithout, repoRoot, testCacheHome } from './helpers/cli.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
-
-const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
-/** The block builds a flake, which needs Nix 2.4 or later. */
-const hasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
 
@@ -49,7 +46,7 @@ describe('README', () => {
   })
 
   // Native engine only: the engines are compared by the examples above; this is about naming packages.
-  it.skipIf(!hasFlakes)(
+  it.skipIf(!nixHasFlakes)(
     'runs its Nix-style package examples as typed, and the images pass actool and run',
     async () => {
       const { NIX_PATH: _nixPath, ...hostEnv } = process.env

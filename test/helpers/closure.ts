@@ -67,3 +67,7 @@ export function runInClosure(
   if (result.error) throw result.error
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
+
+const nixVersion = /(\d+)\.(\d+)/.exec(spawnSync('nix', ['--version'], { encoding: 'utf8' }).stdout ?? '')
+/** Flakes came in Nix 2.4 (behind experimental features until they are stable). */
+export const nixHasFlakes = nixVersion !== null && Number(nixVersion[1]) * 1000 + Number(nixVersion[2]) >= 2004
