@@ -1,8 +1,19 @@
 // The run harness on hand-made images: it must run what rkt would run, and refuse what rkt would refuse.
-import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:http'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   parseMountsFile,
@@ -14,6 +25,7 @@ import {
   waitForHttp,
 } from './harness/run-aci.js'
 import { makeTempDir } from './helpers/cli.js'
+import { nixBuild } from './helpers/closure.js'
 import { freeLoopbackPorts } from './helpers/ports.js'
 
 const dir = makeTempDir()
@@ -28,9 +40,27 @@ function handMadeAci(
   fill: (rootfs: string) => void = () => {},
   options: { compression?: keyof typeof COMPRESS; tarArgs?: string[] } = {},
 ): string {
-  const work = join(dir.path, name)
+  return handMadeImage(
+    name,
+    { app: { user: '0', group: '0', ...app } },
+    (rootfs) => {
+      mkdirSync(join(rootfs, 'bin'))
+      fill(rootfs)
+    },
+    options,
+  )
+}
+
+/** Writes an image (in `options.dir`, default the test directory) with these manifest fields and files. */
+function handMadeImage(
+  name: string,
+  fields: Record<string, unknown>,
+  fill: (rootfs: string) => void = () => {},
+  options: { compression?: keyof typeof COMPRESS; tarArgs?: string[]; dir?: string } = {},
+): string {
+  const work = join(dir.path, 'work', name)
   const rootfs = join(work, 'rootfs')
-  mkdirSync(join(rootfs, 'bin'), { recursive: true })
+  mkdirSync(rootfs, { recursive: true })
   fill(rootfs)
   const manifest = {
     acKind: 'ImageManifest',
@@ -40,14 +70,20 @@ function handMadeAci(
       { name: 'arch', value: 'amd64' },
       { name: 'os', value: 'linux' },
     ],
-    app: { user: '0', group: '0', ...app },
+    ...fields,
   }
   writeFileSync(join(work, 'manifest'), JSON.stringify(manifest))
-  const image = join(dir.path, `${name}.aci`)
+  const image = join(options.dir ?? dir.path, `${name}.aci`)
   const flags = COMPRESS[options.compression ?? 'gzip']
   execFileSync('tar', ['-c', ...flags, ...(options.tarArgs ?? []), '-f', image, '-C', work, 'manifest', 'rootfs'])
   return image
 }
+
+/** What rkt names a (gzip) image: the sha512 of its tar. */
+const imageIdOf = (image: string) =>
+  `sha512-${createHash('sha512')
+    .update(gunzipSync(readFileSync(image)))
+    .digest('hex')}`
 
 const withBusybox = (rootfs: string) => {
   copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'))
@@ -344,4 +380,122 @@ describe('parseMountsFile', () => {
   ])('refuses %s', (text, error) => {
     expect(() => parseMountsFile(text)).toThrow(error)
   })
+})
+
+describe('dependencies', () => {
+  // A layer holds a store path, as nix2aci's layered images do; the app image only names it.
+  const [busybox] = nixBuild(['busybox'])
+  const layers = join(dir.path, 'layers')
+  mkdirSync(layers)
+  const inLayers = { dir: layers }
+  const etcFile = (rootfs: string, name: string, text: string) => {
+    mkdirSync(join(rootfs, 'etc'), { recursive: true })
+    writeFileSync(join(rootfs, 'etc', name), `${text}\n`)
+  }
+  const busyboxLayer = handMadeImage(
+    'busybox-layer',
+    {},
+    (rootfs) => {
+      mkdirSync(join(rootfs, 'nix/store'), { recursive: true })
+      execFileSync('cp', ['-a', busybox!, join(rootfs, 'nix/store')])
+      etcFile(rootfs, 'who', 'layer')
+      etcFile(rootfs, 'layer-only', 'layer only')
+      mkdirSync(join(rootfs, 'data'))
+      writeFileSync(join(rootfs, 'data/hidden'), 'below a file of the app\n')
+    },
+    inLayers,
+  )
+  const dependency = (image: string) => ({
+    imageName: `example.com/${basename(image, '.aci')}`,
+    imageID: imageIdOf(image),
+  })
+  // Three more layers, rendered as rkt 1.30 was seen to: d (a dependency of c) over b, c over both.
+  const d = handMadeImage('d', {}, (rootfs) => ['which', 'bd', 'd'].forEach((f) => etcFile(rootfs, f, 'D')), inLayers)
+  const b = handMadeImage('b', {}, (rootfs) => ['which', 'bd', 'b'].forEach((f) => etcFile(rootfs, f, 'B')), inLayers)
+  const c = handMadeImage(
+    'c',
+    { dependencies: [dependency(d)] },
+    (rootfs) => ['which', 'c'].forEach((f) => etcFile(rootfs, f, 'C')),
+    inLayers,
+  )
+  // Not `ls /etc`: rkt adds its own /etc/hosts and /etc/mtab.
+  const script = 'cat /etc/who /etc/layer-only /etc/which /etc/bd /etc/b /etc/c /etc/d /data; ls /nix/store'
+  const appWith = (name: string, dependencies: unknown[]) =>
+    handMadeImage(
+      name,
+      { app: { exec: [`${busybox}/bin/busybox`, 'sh', '-c', script], user: '0', group: '0' }, dependencies },
+      (rootfs) => {
+        etcFile(rootfs, 'who', 'app')
+        writeFileSync(join(rootfs, 'data'), 'a file of the app\n')
+      },
+    )
+  const app = appWith('layered-app', [dependency(busyboxLayer), dependency(b), dependency(c)])
+  const expected = ['app', 'layer only', 'C', 'D', 'B', 'C', 'D', 'a file of the app', basename(busybox!)]
+
+  it('lays the dependencies down in order, their own after them, and the app last, with no host store', async () => {
+    const run = await runAci(app, { images: layers })
+    expect(run.stderr).toBe('')
+    expect(run).toMatchObject({ status: 0, stdout: `${expected.join('\n')}\n` })
+  })
+
+  it('refuses a missing dependency, naming it, and leaves nothing unpacked', async () => {
+    const parent = join(dir.path, 'unpack-deps')
+    mkdirSync(parent)
+    const elsewhere = join(dir.path, 'no-layers')
+    mkdirSync(elsewhere)
+    await expect(runAci(app, { images: elsewhere, tmpDir: parent })).rejects.toThrow(
+      `dependency example.com/busybox-layer ${imageIdOf(busyboxLayer)} is not among the images in ${elsewhere}`,
+    )
+    await expect(runAci(app, { tmpDir: parent })).rejects.toThrow(/not among the images in \(no images option given\)/)
+    expect(readdirSync(parent)).toEqual([])
+  })
+
+  it('refuses a dependency whose imageID is not the image of that name', async () => {
+    const wrongId = `sha512-${'0'.repeat(128)}`
+    const wrong = appWith('wrong-id', [{ imageName: 'example.com/busybox-layer', imageID: wrongId }])
+    await expect(runAci(wrong, { images: layers })).rejects.toThrow(
+      `dependency example.com/busybox-layer ${wrongId} is not among the images in ${layers}; ` +
+        `${busyboxLayer} is example.com/busybox-layer but its image ID is ${imageIdOf(busyboxLayer)}`,
+    )
+    const notAnId = appWith('not-an-id', [{ imageName: 'example.com/b', imageID: 'sha256-abc' }])
+    await expect(runAci(notAnId, { images: layers })).rejects.toThrow(/imageID is not sha512-HEX/)
+  })
+
+  it('finds a dependency with no imageID by its name and labels', async () => {
+    const byName = appWith('by-name', [
+      { imageName: 'example.com/busybox-layer', labels: [{ name: 'os', value: 'linux' }] },
+    ])
+    const run = await runAci(byName, { images: layers, exec: [`${busybox}/bin/busybox`, 'cat', '/etc/layer-only'] })
+    expect(run).toMatchObject({ status: 0, stdout: 'layer only\n' })
+  })
+
+  const rkt = spawnSync('sh', ['-c', 'command -v rkt'], { encoding: 'utf8' }).stdout.trim()
+  it.skipIf(!rkt || process.getuid?.() !== 0)(
+    'prints what the real rkt prints for the same images (rkt on PATH)',
+    async () => {
+      const rktDir = makeTempDir('nix2aci-rkt-')
+      const inRkt = (...args: string[]) =>
+        spawnSync(rkt, [`--dir=${rktDir.path}`, '--insecure-options=image', ...args], { encoding: 'utf8' })
+      try {
+        // rkt fetches an image's dependencies with it, from its store: the dependencies first.
+        for (const layer of [busyboxLayer, b, d, c]) {
+          const fetched = inRkt('fetch', '--pull-policy=new', layer)
+          expect(fetched.status, fetched.stderr).toBe(0)
+        }
+        const run = inRkt('run', app)
+        expect(run.status, run.stderr).toBe(0)
+        expect(run.stdout).toBe(`${expected.join('\n')}\n`)
+        expect((await runAci(app, { images: layers })).stdout).toBe(run.stdout)
+      } finally {
+        // The fly stage1 leaves its pods' mounts until gc: never delete under them.
+        spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
+        const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((target) => target.startsWith(rktDir.path))
+        if (mounted.length > 0)
+          throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
+        rktDir.remove()
+      }
+    },
+  )
 })

@@ -1,4 +1,5 @@
-// Runs an ACI the way rkt's fly stage1 does, for tests: unpack the image (unpack.ts), bind each mount
+// Runs an ACI the way rkt's fly stage1 does, for tests: unpack the image, its dependencies rendered
+// under it from a directory of images (unpack.ts, render.ts), bind each mount
 // point's host volume from a .mounts file (mounts.ts), run app.exec with app.environment in
 // app.workingDirectory under bubblewrap (bwrap.ts), and wait for its whole process group
 // (process-group.ts). bubblewrap stands in for rkt, which no registry here has.
@@ -18,6 +19,11 @@ export interface RunOptions extends LaunchOptions {
   timeoutMs?: number
   /** Where to unpack (default the system temp directory). */
   tmpDir?: string
+  /**
+   * Directories whose .aci files the image's dependencies are found among, by image ID, as rkt finds
+   * them in its store once `rkt fetch`ed; needed only by an image with dependencies.
+   */
+  images?: string | string[]
 }
 
 export interface RunResult {
@@ -42,7 +48,8 @@ export interface RunningAci {
 
 /** Starts the image's app and returns at once: for servers a test then talks to over loopback. */
 export async function startAci(image: string, options: RunOptions = {}): Promise<RunningAci> {
-  const unpacked = await unpackAci(image, options.tmpDir)
+  const images = typeof options.images === 'string' ? [options.images] : options.images
+  const unpacked = await unpackAci(image, options.tmpDir, images)
   let child: ChildProcess
   try {
     const argv = bwrapArgs(image, unpacked, options)
