@@ -2,20 +2,21 @@
 // per setting, in a work path of its own so that concurrent builds never share a `.acbuild` directory.
 //
 // A call costs what acbuild costs, as in the original buildThinACI script: the calls run from one
-// plain shell loop that zx starts. A spawn from Node per call costs more than acbuild's own 10 ms
-// (measured: 2.5 ms more than a shell's, 5 ms on a loaded machine; zx's shell added as much again),
-// because Node forks a large process. Nor is a call made that restates what acbuild sets by itself:
-// the manifest stays JSON-equal to the native engine's.
+// plain shell loop that zx starts. Spawned from Node one by one, each call cost 2.5 ms more than
+// from a shell (5 ms on a loaded machine; acbuild itself takes about 10 ms), since Node forks a large
+// process, and zx's shell around each call as much again. Nor is a call made that restates what
+// acbuild sets by itself: the manifest stays JSON-equal to the native engine's.
 // Not `acbuild script`: measured with 200 mounts, script mode was slower in acbuild 0.4.0 (3 s
 // against 2 s) and fails outright in the repository's latest build
 // ("open /tmp/acbuildNNN/.acbuild/buildMode: no such file or directory").
 import { spawn, type SpawnOptions } from 'node:child_process'
-import { mkdir, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 // zx's core, without the globals and extras its index loads (a third of the load time); loaded
 // with this module, which builds load while nix-env runs.
 import { $ } from 'zx/core'
 import { imageIdOf } from '../aci/read.js'
+import type { NameValue } from '../plan/app-options.js'
 import type { AppPlan, SkeletonEntry } from '../plan/plan.js'
 import { killOnAbort } from '../util/cancel.js'
 import { UserError } from '../util/errors.js'
@@ -27,31 +28,33 @@ import type { WriteImage } from './engine.js'
 const ACBUILD_APP_DEFAULTS = { user: '0', group: '0' }
 
 export const writeImage: WriteImage = async (plan, output, { staging, signal }) => {
-  const acbuild = acbuildIn(join(staging, 'acbuild'), staging, signal)
+  const workPath = join(staging, 'acbuild')
+  const acbuild = acbuildIn(workPath, staging, signal)
   const skeletonDir = join(staging, 'skeleton')
   const isolatorFiles = plan.app.isolators.map((_, i) => join(staging, `isolator-${i}.json`))
   await Promise.all([
-    mkdir(join(staging, 'acbuild')),
+    mkdir(workPath),
     materializeSkeleton(plan.skeleton, skeletonDir),
     // acbuild reads an isolator's value from a file.
     ...plan.app.isolators.map((isolator, i) => writeFile(isolatorFiles[i]!, JSON.stringify(isolator.value))),
   ])
 
+  // `begin` from the skeleton directory starts the rootfs as a copy of it.
+  await acbuild([['begin', skeletonDir]])
   const calls: Call[] = [
-    // `begin` from the skeleton directory starts the rootfs as a copy of it.
-    ['begin', skeletonDir],
     ['set-name', plan.name],
-    ...plan.labels.map((label): Call => ['label', 'add', label.name, label.value]),
+    ...(await labelsToAdd(workPath, plan.labels)).map((label): Call => ['label', 'add', label.name, label.value]),
     ...(plan.storePaths.length > 0 ? [['copy-to-dir', ...plan.storePaths, plan.storeDir]] : []),
     ...appCalls(plan.app, isolatorFiles),
     ...plan.annotations.map((annotation): Call => ['annotation', 'add', annotation.name, annotation.value]),
   ]
-  const finish: Call[] = [['write', '--overwrite', output], ['end']]
+  // No `end`: all it does is remove the work path, which goes with the build's staging directory.
+  const write: Call = ['write', '--overwrite', output]
   if (plan.app.supplementaryGIDs.length === 0) {
-    await acbuild([...calls, ...finish])
+    await acbuild([...calls, write])
   } else {
     await acbuild(calls)
-    await acbuild([await withSupplementaryGIDs(acbuild, plan.app.supplementaryGIDs, staging), ...finish])
+    await acbuild([await withSupplementaryGIDs(acbuild, plan.app.supplementaryGIDs, staging), write])
   }
   return { imageId: await imageIdOf(output, signal) }
 }
@@ -109,6 +112,22 @@ function groupSpawn(signal: AbortSignal): typeof spawn {
     }
     return killOnAbort(child, signal)
   }) as typeof spawn
+}
+
+/**
+ * The plan's labels after those `begin` set already (`arch` and `os` of the platform acbuild runs
+ * on), read from the manifest acbuild keeps in its work path. acbuild puts a label added again last,
+ * so the plan's order holds once the rest are added in order.
+ */
+async function labelsToAdd(workPath: string, labels: NameValue[]): Promise<NameValue[]> {
+  const begun = JSON.parse(await readFile(join(workPath, '.acbuild/currentaci/manifest'), 'utf8')) as {
+    labels?: NameValue[]
+  }
+  const set = begun.labels ?? []
+  const same = labels.findIndex((label, i) => label.name !== set[i]?.name || label.value !== set[i]?.value)
+  const kept = same < 0 ? labels.length : same
+  // Only a whole prefix of begin's labels in begin's order can be kept; anything else is added again.
+  return kept === set.length ? labels.slice(kept) : labels
 }
 
 /** The app section, one acbuild call per setting that acbuild does not already have. */
