@@ -229,8 +229,8 @@ a begin
 a set-name synthetic
 a label add arch "$arch"
 a label add os linux
-i=0
-for path in "$@"; do i=$((i + 1)); a mount add "store-$i" "$path" --read-only; done
+# Named as the original script named them, the path without its slashes and dots.
+for path in "$@"; do a mount add "\${path//[\\/.]/}" "$path" --read-only; done
 a mount add resolv-conf /etc/resolv.conf --read-only
 a set-exec -- "$profile/bin/synthetic"
 a write "$work/image.aci"
