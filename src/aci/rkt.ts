@@ -156,8 +156,19 @@ export async function rktRun(request: RunRequest): Promise<RktRun> {
   }
 }
 
-/** The `rkt run` line to copy, with the volumes read from the .mounts file by the shell. */
-export function rktRunCommand(image: string, mountsFile: string | null, signed: boolean): string {
+/**
+ * The `rkt run` line to copy, with the volumes read from the .mounts file by the shell. A layered
+ * image's layers are fetched into rkt's store first: rkt resolves a dependency by image ID from
+ * there, and would try discovery by name for one it lacks.
+ */
+export function rktRunCommand(
+  image: string,
+  mountsFile: string | null,
+  signed: boolean,
+  layers: string[] = [],
+): string {
   const volumes = mountsFile ? ` $(cat ${shellQuote([displayPath(mountsFile)])})` : ''
-  return `${shellQuote(['sudo', 'rkt', 'run', ...trustOptions(signed)])}${volumes} ${shellQuote([displayPath(image)])}`
+  const run = `${shellQuote(['sudo', 'rkt', 'run', ...trustOptions(signed)])}${volumes} ${shellQuote([displayPath(image)])}`
+  if (layers.length === 0) return run
+  return `${shellQuote(['sudo', 'rkt', 'fetch', ...trustOptions(signed), ...layers.map(displayPath)])} && ${run}`
 }

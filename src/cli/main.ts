@@ -30,7 +30,7 @@ const globalOptions = {
 export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
 
 /** nix2aci's commands, for its usage error and its "did you mean". */
-const COMMANDS = ['thin', 'fat', 'build', 'inspect', 'validate', 'run'] as const
+const COMMANDS = ['thin', 'fat', 'layered', 'build', 'inspect', 'validate', 'run'] as const
 
 /** What a program's command line is made of; nix2aci and each legacy script have one. */
 interface CommandLine {
@@ -53,6 +53,7 @@ const NIX2ACI: CommandLine = {
     )
     cli = addImageCommand(cli, 'thin', signal)
     cli = addImageCommand(cli, 'fat', signal)
+    cli = addImageCommand(cli, 'layered', signal)
     cli = addInspectCommands(cli, signal)
     cli = addRunCommand(cli, signal)
     cli = addBuildCommand(cli, signal)

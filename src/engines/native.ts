@@ -9,7 +9,9 @@ import { pipeline } from 'node:stream/promises'
 import { gzipSync } from 'node:zlib'
 import { pack as tarPack, type Header as TarHeader, type Pack } from 'tar-stream'
 import { GZIP_LEVEL, compressor, type Compression } from '../aci/compression.js'
-import { imageManifest } from '../plan/manifest.js'
+import type { ImageManifest } from '../aci/manifest.js'
+import type { LayerPlan } from '../plan/layers.js'
+import { imageManifest, layerManifest } from '../plan/manifest.js'
 import type { ImagePlan } from '../plan/plan.js'
 import { findOnPath } from '../util/exec.js'
 import type { WriteImage } from './engine.js'
@@ -74,8 +76,29 @@ function rootHeader(name: string, type: Header['type'], mode: number): Header {
   return { name, type, mode, uid: 0, gid: 0, mtime: FIXED_MTIME }
 }
 
-async function packImage(pack: Pack, plan: ImagePlan): Promise<void> {
-  await addEntry(pack, rootHeader('manifest', 'file', 0o644), JSON.stringify(imageManifest(plan)))
+/**
+ * Writes a layer: always gzip (pigz when installed), whatever the app image's compression, so
+ * that every image sharing the layer shares its file too. Resolves to its image ID.
+ */
+export async function writeLayer(layer: LayerPlan, output: string, signal: AbortSignal): Promise<string> {
+  const pack = tarPack()
+  const writing = streamed(pack, output, 'gzip', signal)
+  const packing = packContents(pack, layerManifest(layer), layer).then(() => pack.finalize())
+  packing.catch((error: Error) => pack.destroy(error))
+  const [, tarHash] = await Promise.all([packing, writing])
+  return `sha512-${tarHash}`
+}
+
+function packImage(pack: Pack, plan: ImagePlan): Promise<void> {
+  return packContents(pack, imageManifest(plan), plan)
+}
+
+async function packContents(
+  pack: Pack,
+  manifest: ImageManifest,
+  plan: Pick<ImagePlan, 'skeleton' | 'storePaths'>,
+): Promise<void> {
+  await addEntry(pack, rootHeader('manifest', 'file', 0o644), JSON.stringify(manifest))
   await addEntry(pack, rootHeader('rootfs', 'directory', 0o755))
   for (const entry of plan.skeleton) {
     const name = `rootfs/${entry.path}`

@@ -25,7 +25,7 @@ export function chooseEngine(choice: EngineChoice, compression: Compression, kin
 /** The title of the writing step, with what the user must know about the image that engine writes. */
 export function writingStepTitle(engine: Engine, kind: ImageKind): string {
   const caveat =
-    engine === 'acbuild' && kind === 'fat' ? '; not reproducible: acbuild dates entries with the build time' : ''
+    engine === 'acbuild' && kind !== 'thin' ? '; not reproducible: acbuild dates entries with the build time' : ''
   return `Writing the ${kind} image (${engine} engine${caveat})`
 }
 

@@ -225,6 +225,33 @@ export async function closureOf(storePath: string, signal: AbortSignal): Promise
   return stdout.split('\n').filter(Boolean)
 }
 
+/**
+ * The closure of `storePath` with each path's references, from one `nix-store -q --graph` (its
+ * edges run from a reference to the path that refers to it, both by base name).
+ */
+export async function referenceGraphOf(
+  storePath: string,
+  storeDir: string,
+  signal: AbortSignal,
+): Promise<Map<string, string[]>> {
+  const { stdout } = await run('nix-store', ['-q', '--graph', storePath], { signal }).catch((error) => {
+    throw nixError(`cannot query the closure of ${storePath}`, error)
+  })
+  const references = new Map<string, string[]>()
+  const at = (base: string) => `${storeDir}/${base}`
+  for (const line of stdout.split('\n')) {
+    const edge = /^"([^"]+)" -> "([^"]+)"/.exec(line)
+    if (edge) {
+      const referrer = at(edge[2]!)
+      references.set(referrer, [...(references.get(referrer) ?? []), at(edge[1]!)])
+      continue
+    }
+    const node = /^"([^"]+)" \[/.exec(line)
+    if (node && !references.has(at(node[1]!))) references.set(at(node[1]!), [])
+  }
+  return references
+}
+
 /** The top-level entries of a user environment (`bin`, `share`, ...), without nix-env's manifest. */
 export async function topLevelEntries(userEnvironment: string): Promise<string[]> {
   const entries = await readdir(userEnvironment)

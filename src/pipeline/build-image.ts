@@ -10,7 +10,16 @@ import { requireCompressor, type Compression } from '../aci/compression.js'
 import { checkSigningKey, signImage } from '../aci/sign.js'
 import type { Engine, EngineChoice } from '../engines/engine.js'
 import { chooseEngine, loadEngine, writingStepTitle } from '../engines/select.js'
-import { checkProgramInImage, closureOf, findExecutable, requireNix, topLevelEntries } from '../nix/profile.js'
+import {
+  checkProgramInImage,
+  closureOf,
+  findExecutable,
+  referenceGraphOf,
+  requireNix,
+  topLevelEntries,
+} from '../nix/profile.js'
+import { imageOwnPaths, layerFilesOf, planLayers } from '../plan/layers.js'
+import { stageLayers, type LayersResult } from './layers.js'
 import { checkInputs, describeInputs, installInputs, type PackageInputs } from '../nix/inputs.js'
 import { STORE_DIR, defaultExpression } from '../nix/selectors.js'
 import { checkBinary, type AppOptions } from '../plan/app-options.js'
@@ -38,6 +47,8 @@ export interface BuildRequest extends PackageInputs {
   app: AppOptions
   /** Sign with gpg (`<name>.aci.asc`), with this key or gpg's default. */
   sign?: { key?: string }
+  /** A layered image's: how many layers at most, and what their names start with. */
+  layers?: { maxLayers: number; prefix: string }
 }
 
 export interface BuildResult {
@@ -53,6 +64,8 @@ export interface BuildResult {
   validated: boolean
   signature: string | null
   rktCommand: string
+  /** A layered image's layers folder, and which of its layers this build wrote or found there. */
+  layers: { folder: string; written: string[]; kept: string[] } | null
   /** What works but needs the user's attention: a `.mounts` file too long for a command line. */
   warnings: string[]
 }
@@ -105,11 +118,12 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       const writerLoading = loadEngine(engine)
       writerLoading.catch(() => undefined) // awaited below; a build that fails first must not leave it unhandled
       await installing
-      const { userEnvironment, execPath, app, topLevel, closure } = await progress.step(
+      const { userEnvironment, execPath, app, topLevel, closure, references } = await progress.step(
         'Querying the closure',
         async () => {
           // nix-store follows the profile's links itself: the query need not wait for us to resolve them.
-          const querying = closureOf(staged.profile, signal)
+          const graphing = request.kind === 'layered' ? referenceGraphOf(staged.profile, STORE_DIR, signal) : undefined
+          const querying = graphing ? graphing.then((graph) => [...graph.keys()]) : closureOf(staged.profile, signal)
           querying.catch(() => undefined) // awaited below, unless resolving the profile fails first
           const userEnvironment = await realpath(staged.profile)
           const [execPath, topLevel, closure] = await Promise.all([
@@ -118,18 +132,38 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
             querying,
           ])
           const app = await resolvePrograms({ storeDir: STORE_DIR, userEnvironment, topLevel, closure }, request.app)
-          return { userEnvironment, execPath, app, topLevel, closure }
+          return { userEnvironment, execPath, app, topLevel, closure, references: await graphing }
         },
       )
+      const platform = { os: 'linux', arch: appcArch(machine()) }
+      let layers: LayersResult | undefined
+      let ownPaths: string[] = []
+      if (references && request.layers) {
+        // The user environment and nix-env's manifest are the image's own (they change with every
+        // package list): they go in the app image, and only the packages' paths in layers.
+        ownPaths = imageOwnPaths(userEnvironment, references)
+        for (const path of ownPaths) references.delete(path)
+        const layerPlans = planLayers(references, { storeDir: STORE_DIR, ...request.layers, ...platform })
+        const { writeLayer } = await import('../engines/native.js')
+        layers = await progress.step(`Writing the layers into ${displayPath(final.layers)} (native engine)`, () =>
+          stageLayers(layerPlans, { final: final.layers, staged: staged.layers }, writeLayer, {
+            signal,
+            ...(request.sign ? { sign: request.sign } : {}),
+            onLayer: (file) => progress.update(file),
+          }).catch((error: unknown) => {
+            throw outputs.writeError(error)
+          }),
+        )
+      }
       const plan = planImage(
         { storeDir: STORE_DIR, userEnvironment, topLevel, execPath, closure },
         {
           kind: request.kind,
           name: request.name,
-          os: 'linux',
-          arch: appcArch(machine()),
+          ...platform,
           resolvConf: request.resolvConf,
           app,
+          ...(layers ? { layered: { dependencies: layers.dependencies, ownPaths } } : {}),
         },
       )
       const writeImage = await writerLoading
@@ -155,7 +189,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       if (sign)
         await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key, signal))
 
-      await outputs.commit({ signed: Boolean(sign), volumes: hasVolumes })
+      await outputs.commit({ signed: Boolean(sign), volumes: hasVolumes, layers: layers?.staged ?? [] })
 
       const mountsFile = hasVolumes ? final.mounts : null
       const tooLong = mountsFile ? mountsTooLongWarning(plan.volumes, displayPath(mountsFile)) : undefined
@@ -170,7 +204,13 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         profile: request.kind === 'thin' ? final.profile : null,
         validated: validated === true,
         signature: sign ? final.signature : null,
-        rktCommand: rktRunCommand(final.image, mountsFile, Boolean(sign)),
+        layers: layers ? { folder: final.layers, written: layers.written, kept: layers.kept } : null,
+        rktCommand: rktRunCommand(
+          final.image,
+          mountsFile,
+          Boolean(sign),
+          layers ? layerFilesOf(final.layers, plan.dependencies) : [],
+        ),
         warnings: tooLong ? [tooLong] : [],
       }
     },

@@ -5,6 +5,7 @@ import { DEFAULT_ENGINE, ENGINES } from '../engines/engine.js'
 import type { PackageInputs } from '../nix/inputs.js'
 import { NO_NIX_OPTIONS, type NixOptions } from '../nix/selectors.js'
 import { MANIFEST_OPTIONS } from '../plan/app-options.js'
+import { DEFAULT_LAYER_PREFIX, DEFAULT_MAX_LAYERS, checkLayerPrefix, parseMaxLayers } from '../plan/layers.js'
 import type { OptionTable, OptionValues } from '../plan/options.js'
 
 /** How an image is built and saved, beside what its manifest says. */
@@ -50,6 +51,25 @@ export const BUILD_OPTIONS = {
     describe: "with --sign, the gpg key to sign with (default: gpg's default key)",
   },
 } as const satisfies OptionTable
+
+/** What only a layered image takes. */
+export const LAYER_OPTIONS = {
+  'max-layers': {
+    type: 'number',
+    describe: `layered: at most this many layers; the most referenced paths get their own, the rest share the last (default ${DEFAULT_MAX_LAYERS})`,
+  },
+  'layer-prefix': {
+    type: 'string',
+    describe: `layered: what the layers' names start with, a host that serves them by discovery (default ${DEFAULT_LAYER_PREFIX})`,
+  },
+} as const satisfies OptionTable
+
+/** The layer options given, with their defaults. */
+export function layerOptionsOf(values: OptionValues<typeof LAYER_OPTIONS>): { maxLayers: number; prefix: string } {
+  const prefix = values.layerPrefix ?? DEFAULT_LAYER_PREFIX
+  checkLayerPrefix(prefix)
+  return { maxLayers: values.maxLayers === undefined ? DEFAULT_MAX_LAYERS : parseMaxLayers(values.maxLayers), prefix }
+}
 
 export const IMAGE_OPTIONS = { ...BUILD_OPTIONS, ...MANIFEST_OPTIONS } as const satisfies OptionTable
 

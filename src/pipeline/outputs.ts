@@ -19,6 +19,7 @@ import { rm } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { signatureFileOf } from '../aci/files.js'
 import { mountsFileOf } from '../aci/mounts.js'
+import { layersFolderOf } from '../plan/layers.js'
 import { profileState, pruneProfile, removeProfile, restoreProfile, type ProfileState } from '../nix/profile.js'
 import type { ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
@@ -30,7 +31,8 @@ export function imageFileBase(name: string): string {
   return name.replaceAll('/', '-')
 }
 
-type Files = { image: string; mounts: string; signature: string }
+/** `layers`: the layers folder, shared by every image of the out-dir (staged: this build's layers). */
+type Files = { image: string; mounts: string; signature: string; layers: string }
 
 export interface FinalOutputs extends Files {
   profile: string
@@ -84,6 +86,7 @@ export class ImageOutputs {
       image,
       mounts: mountsFileOf(image),
       signature: signatureFileOf(image),
+      layers: layersFolderOf(this.outDir),
       profile: profileOf(this.outDir, this.base),
     }
   }
@@ -116,6 +119,7 @@ export class ImageOutputs {
       image: join(dir, 'image.aci'),
       mounts: join(dir, 'image.mounts'),
       signature: join(dir, 'image.aci.asc'),
+      layers: join(dir, 'layers'),
       profile: this.kind === 'thin' ? this.final.profile : join(dir, 'profile'),
     }
     return this.staged
@@ -124,9 +128,10 @@ export class ImageOutputs {
   /**
    * Saves the staged set: the image, and a signature and .mounts file when it has them (an old one
    * it does not have is removed). The renames run synchronously, one after the other, once the list
-   * of them is on disk: a crash half-way is finished by the next build of the name.
+   * of them is on disk: a crash half-way is finished by the next build of the name. `layers` are
+   * the files of the staged layers folder, which go into the shared one before the image does.
    */
-  commit(has: { signed: boolean; volumes: boolean }): Promise<void> {
+  commit(has: { signed: boolean; volumes: boolean; layers?: readonly string[] }): Promise<void> {
     const staged = this.staged
     if (!staged || this.committed) throw new Error('commit without an open, uncommitted staging directory')
     checkTargets(this.final)
@@ -139,8 +144,10 @@ export class ImageOutputs {
       if (present) journal.renames.push([name(from), name(to)])
       else journal.removals.push(name(to))
     }
+    for (const file of has.layers ?? [])
+      journal.renames.push([name(join(staged.layers, file)), name(join(this.final.layers, file))])
     journal.renames.push([name(staged.image), name(this.final.image)]) // last: the set is complete once it is there
-    if (this.kind === 'fat') journal.profile = 'remove' // a thin image of this name before had one
+    if (this.kind !== 'thin') journal.profile = 'remove' // a thin image of this name before had one
     try {
       const written = join(staged.dir, 'commit.json')
       writeFileSync(written, JSON.stringify(journal))
@@ -211,7 +218,12 @@ function checkTargets(final: FinalOutputs): void {
  */
 async function rollForward(outDir: string, base: string, journal: Journal): Promise<void> {
   const at = (name: string) => join(outDir, name)
-  for (const [from, to] of journal.renames) if (existsSync(at(from))) renameSync(at(from), at(to))
+  for (const [from, to] of journal.renames) {
+    if (!existsSync(at(from))) continue
+    // The layers folder is made by the first commit that puts a layer in it.
+    if (dirname(to) !== '.') mkdirSync(dirname(at(to)), { recursive: true })
+    renameSync(at(from), at(to))
+  }
   for (const name of journal.removals) rmSync(at(name), { force: true })
   // The new profile generation is the image's now: nothing is to be put back.
   rmSync(join(at(journal.staging), PROFILE_BEFORE), { force: true })

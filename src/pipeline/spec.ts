@@ -9,7 +9,7 @@ import { fieldName, unmetNeed, type OptionDeclaration, type OptionTable, type Op
 import { checkImageName, type ImageKind } from '../plan/plan.js'
 import { UserError, messageOf } from '../util/errors.js'
 import type { BuildRequest } from './build-image.js'
-import { IMAGE_OPTIONS, packageInputsOf } from './options.js'
+import { IMAGE_OPTIONS, LAYER_OPTIONS, layerOptionsOf, packageInputsOf } from './options.js'
 import { imageFileBase } from './outputs.js'
 
 /** Either a request ready to build, or why the entry cannot be built. */
@@ -18,6 +18,7 @@ export type SpecEntry = { name: string; request: BuildRequest } | { name: string
 /** The image options, and what a spec says after `--` on the command line. */
 const SPEC_OPTIONS = {
   ...IMAGE_OPTIONS,
+  ...LAYER_OPTIONS,
   'exec-args': { type: 'strings', describe: 'arguments appended to the exec' },
 } as const satisfies OptionTable
 type SpecOptionValues = OptionValues<typeof SPEC_OPTIONS>
@@ -109,7 +110,8 @@ function parseImage(
   const name = requiredString(image, 'name', where)
   within(`${where}.name`, () => checkImageName(name))
   const kind = image.kind ?? 'thin'
-  if (kind !== 'thin' && kind !== 'fat') throw new UserError(`${where}.kind: must be "thin" or "fat"`)
+  if (kind !== 'thin' && kind !== 'fat' && kind !== 'layered')
+    throw new UserError(`${where}.kind: must be "thin", "fat" or "layered"`)
   const binary = requiredString(image, 'binary', where)
   within(`${where}.binary`, () => checkBinary(binary))
   const values = optionValues(image, where)
@@ -126,6 +128,11 @@ function parseImage(
   // As on the command line: a key alone would silently sign nothing.
   if (unmet) throw new UserError(`${where}.${fieldName(unmet[0])}: needs "${fieldName(unmet[1])}": true`)
   const app = within(where, () => parseAppOptions(values))
+  if (kind !== 'layered')
+    for (const option of Object.keys(LAYER_OPTIONS))
+      if (values[fieldName(option) as keyof SpecOptionValues] !== undefined)
+        throw new UserError(`${where}.${fieldName(option)}: only a "layered" image has layers`)
+  const layers = kind === 'layered' ? within(where, () => layerOptionsOf(values)) : undefined
   const file = values.file !== undefined ? relativeTo(baseDir, values.file) : defaults.file
   return {
     kind: kind as ImageKind,
@@ -141,6 +148,7 @@ function parseImage(
     validate: values.validate ?? SPEC_OPTIONS.validate.default,
     app,
     ...(values.sign === true ? { sign: values.key !== undefined ? { key: values.key } : {} } : {}),
+    ...(layers ? { layers } : {}),
   }
 }
 
@@ -195,6 +203,8 @@ function typeProblem(declaration: OptionDeclaration, value: unknown): string | u
       return isListOf('string') ? undefined : 'must be a list of strings'
     case 'numbers':
       return isListOf('number') ? undefined : 'must be a list of numbers'
+    case 'number':
+      return typeof value === 'number' ? undefined : 'must be a number'
     case 'pairs':
       return isObject(value) && Object.values(value).every((item) => typeof item === 'string')
         ? undefined

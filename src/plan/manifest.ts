@@ -2,6 +2,7 @@
 // must produce from the same plan. Empty lists are left out, as acbuild leaves them out.
 import type { ImageManifest } from '../aci/manifest.js'
 import { formatMountsFile } from '../aci/mounts.js'
+import type { LayerPlan } from './layers.js'
 import type { ImagePlan } from './plan.js'
 
 /** The appc spec version acbuild 0.4.0 declares; both engines must agree on it. */
@@ -33,6 +34,18 @@ export function imageManifest(plan: ImagePlan): ImageManifest {
       ...nonEmpty('isolators', app.isolators),
     },
     ...nonEmpty('annotations', plan.annotations),
+    ...nonEmpty('dependencies', plan.dependencies),
+  }
+}
+
+/** A layer's manifest: no app, nothing of the image that asked for it. */
+export function layerManifest(layer: LayerPlan): ImageManifest {
+  return {
+    acKind: 'ImageManifest',
+    acVersion: AC_VERSION,
+    name: layer.name,
+    labels: layer.labels,
+    annotations: layer.annotations,
   }
 }
 

@@ -7,6 +7,8 @@ export type OptionDeclaration = { describe: string; alias?: string } & (
   | { type: 'strings' }
   /** Repeatable whole numbers: text on the command line (checked strictly by the parser), numbers in a spec. */
   | { type: 'numbers' }
+  /** One whole number: text on the command line (checked strictly by the parser), a number in a spec. */
+  | { type: 'number' }
   /** Repeatable NAME VALUE pairs (`--arg NAME EXPR`): two words on the command line, an object in a spec. */
   | { type: 'pairs' }
   | { type: 'boolean'; default: boolean }
@@ -33,13 +35,15 @@ export type OptionValue<D extends OptionDeclaration> = D extends { type: 'string
     ? string[]
     : D extends { type: 'numbers' }
       ? Array<string | number>
-      : D extends { type: 'pairs' }
-        ? string[] | Record<string, string>
-        : D extends { type: 'boolean' }
-          ? boolean
-          : D extends { choices: readonly (infer Choice)[] }
-            ? Choice
-            : never
+      : D extends { type: 'number' }
+        ? string | number
+        : D extends { type: 'pairs' }
+          ? string[] | Record<string, string>
+          : D extends { type: 'boolean' }
+            ? boolean
+            : D extends { choices: readonly (infer Choice)[] }
+              ? Choice
+              : never
 
 /** What the user gave, by field name; an option not given is absent. */
 export type OptionValues<Table extends OptionTable> = {

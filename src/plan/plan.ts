@@ -2,9 +2,11 @@
 import { basename, posix } from 'node:path'
 import { UserError } from '../util/errors.js'
 import { acIdentifierProblem, toAcName } from './appc.js'
+import type { Dependency } from '../aci/manifest.js'
 import type { AppOptions, EventName, Isolator, NameValue, Port } from './app-options.js'
 
-export type ImageKind = 'thin' | 'fat'
+/** `layered`: a fat image's closure in layer images of its own, which the image names as dependencies. */
+export type ImageKind = 'thin' | 'fat' | 'layered'
 
 export interface MountPoint {
   name: string
@@ -49,8 +51,13 @@ export interface ImagePlan {
   skeleton: SkeletonEntry[]
   /** The Nix store directory (`/nix/store`), which the rootfs has and a fat image fills. */
   storeDir: string
-  /** Store paths copied whole into the rootfs's store directory (fat images); empty for thin images. */
+  /**
+   * Store paths copied whole into the rootfs's store directory: a fat image's closure, a layered
+   * image's user environment (its own, unlike the layers); none for thin images.
+   */
   storePaths: string[]
+  /** The layers a layered image pins, rendered in this order under its own rootfs. */
+  dependencies: Dependency[]
 }
 
 /** What the Nix layer found out about the packages. */
@@ -72,6 +79,8 @@ export interface PlanOptions {
   resolvConf: boolean
   /** The user's manifest options, with every program already resolved to an absolute path. */
   app: AppOptions
+  /** A layered image's layers, once written (their image IDs known), and the store paths it holds itself. */
+  layered?: { dependencies: Dependency[]; ownPaths: string[] }
 }
 
 const RESOLV_CONF = '/etc/resolv.conf'
@@ -139,6 +148,8 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   checkImageName(options.name)
   const { app } = options
   const fat = options.kind === 'fat'
+  // A layered image is a fat one whose closure lies in its layers.
+  const inside = options.kind !== 'thin'
   const mountPoints: MountPoint[] = []
   const volumes: HostVolume[] = []
   const addHostMount = (name: string, path: string) => {
@@ -149,7 +160,7 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   }
   // Sorted here, whatever order Nix listed them in, so the same closure always plans the same image.
   const closure = [...facts.closure].sort()
-  if (!fat) storeMountNames(closure).forEach((name, i) => addHostMount(name, closure[i]!))
+  if (!inside) storeMountNames(closure).forEach((name, i) => addHostMount(name, closure[i]!))
   if (options.resolvConf) addHostMount(RESOLV_CONF_MOUNT, RESOLV_CONF)
   // acbuild's `mount add` would move a mount point of a name already declared to the end; one
   // name for two paths is more likely a mistake, so it is refused.
@@ -165,7 +176,7 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
   }
 
   const skeleton: SkeletonEntry[] = skeletonDirs(facts.storeDir).map((path) => ({ type: 'dir', path }))
-  if (fat) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
+  if (inside) skeleton.push({ type: 'file', path: 'etc/hosts', content: ETC_HOSTS })
   for (const entry of linkedEntries(facts)) {
     skeleton.push({ type: 'symlink', path: entry, target: `${facts.userEnvironment}/${entry}` })
   }
@@ -196,7 +207,8 @@ export function planImage(facts: NixFacts, options: PlanOptions): ImagePlan {
     volumes,
     skeleton,
     storeDir: facts.storeDir,
-    storePaths: fat ? closure : [],
+    storePaths: fat ? closure : [...(options.layered?.ownPaths ?? [])].sort(),
+    dependencies: options.layered?.dependencies ?? [],
   }
 }
 
@@ -231,7 +243,7 @@ export function closurePathOf(facts: ImageFacts, path: string): string | undefin
 }
 
 /** `/nix/store` -> `nix`, `nix/store`: the directories down to it, relative to the root. */
-function parentsOf(dir: string): string[] {
+export function parentsOf(dir: string): string[] {
   const parts = dir.split('/').filter(Boolean)
   return parts.map((_, i) => parts.slice(0, i + 1).join('/'))
 }

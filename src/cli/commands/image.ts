@@ -1,7 +1,7 @@
 // `nix2aci thin` and `nix2aci fat`: options in, one build, a report out.
 import type { Options } from 'yargs'
 import { buildImage } from '../../pipeline/build-image.js'
-import { BUILD_OPTIONS, IMAGE_OPTIONS, packageInputsOf } from '../../pipeline/options.js'
+import { BUILD_OPTIONS, IMAGE_OPTIONS, LAYER_OPTIONS, layerOptionsOf, packageInputsOf } from '../../pipeline/options.js'
 import { MANIFEST_OPTIONS, parseAppOptions } from '../../plan/app-options.js'
 import { unmetNeed, type OptionTable } from '../../plan/options.js'
 import type { ImageKind } from '../../plan/plan.js'
@@ -18,9 +18,11 @@ type YargsOptions<Table extends OptionTable> = {
       ? { choices: readonly Choice[]; default: Choice }
       : Table[Option] extends { type: 'strings' | 'numbers' }
         ? { type: 'string'; array: true }
-        : Table[Option] extends { type: 'pairs' }
-          ? { type: 'string'; array: true; nargs: 2 }
-          : { type: 'string' })
+        : Table[Option] extends { type: 'number' }
+          ? { type: 'string' }
+          : Table[Option] extends { type: 'pairs' }
+            ? { type: 'string'; array: true; nargs: 2 }
+            : { type: 'string' })
 }
 
 export function yargsOptions<Table extends OptionTable>(table: Table): YargsOptions<Table> {
@@ -28,6 +30,7 @@ export function yargsOptions<Table extends OptionTable>(table: Table): YargsOpti
     const common = { describe: declaration.describe, ...(declaration.alias ? { alias: declaration.alias } : {}) }
     switch (declaration.type) {
       case 'string':
+      case 'number':
         return [option, { ...common, type: 'string' }]
       case 'strings':
       case 'numbers':
@@ -54,9 +57,12 @@ export function addImageCommand(
   const packages = command === '$0' ? '<packages..>' : '[packages..]'
   return cli.command(
     `${command} <name> <binary> ${packages}`,
-    kind === 'thin'
-      ? 'Build a thin ACI: the closure is mounted read-only from the host Nix store'
-      : 'Build a fat ACI: the whole closure inside the image',
+    {
+      thin: 'Build a thin ACI: the closure is mounted read-only from the host Nix store',
+      fat: 'Build a fat ACI: the whole closure inside the image',
+      layered:
+        'Build a layered ACI: the closure in layer images shared by every image of the out-dir (<out-dir>/layers)',
+    }[kind],
     (y) =>
       y
         .positional('name', { type: 'string', demandOption: true, describe: 'image name (an appc AC Identifier)' })
@@ -71,11 +77,18 @@ export function addImageCommand(
           describe: 'attribute paths, package names, store paths, .drv files, out-links (./result), flakes (.#hello)',
         })
         .options(yargsOptions(BUILD_OPTIONS))
+        // Declared for every kind, so that argv's type has them; only layered lists and takes them.
+        .options(
+          kind === 'layered'
+            ? yargsOptions(LAYER_OPTIONS)
+            : ({} as ReturnType<typeof yargsOptions<typeof LAYER_OPTIONS>>),
+        )
         .options(yargsOptions(MANIFEST_OPTIONS))
         .group(Object.keys(MANIFEST_OPTIONS), 'Manifest options:'),
     async (argv) => {
       const unmet = unmetNeed(IMAGE_OPTIONS, argv)
       if (unmet) throw new UserError(`--${unmet[0]} needs --${unmet[1]}`)
+      const layers = kind === 'layered' ? layerOptionsOf(argv) : undefined
       const app = parseAppOptions({
         ...argv,
         execArgs: ((argv['--'] as unknown[] | undefined) ?? []).map(String),
@@ -95,6 +108,7 @@ export function addImageCommand(
           validate: argv.validate,
           app,
           ...(argv.sign ? { sign: argv.key ? { key: argv.key } : {} } : {}),
+          ...(layers ? { layers } : {}),
         },
         createProgress(progressStyle({ quiet: argv.quiet || argv.json, verbose: argv.verbose }), undefined, {
           verbose: argv.verbose,

@@ -1,0 +1,113 @@
+// A layered build's layers: the ones the shared layers folder has already (checked by content) are
+// kept, the others written; all of them are staged, for the outputs' commit to put in place.
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { signatureFileOf } from '../aci/files.js'
+import type { Dependency } from '../aci/manifest.js'
+import { signImage } from '../aci/sign.js'
+import type { LayerPlan } from '../plan/layers.js'
+
+/**
+ * Beside each layer, `<layer>.id`: what it held when written. A layer is taken as it is when its
+ * size and the sha256 of its file match: hashing the compressed file costs a fraction of packing
+ * and compressing the store paths again, and a file of the right name with other bytes fails it.
+ */
+export interface LayerRecord {
+  imageId: string
+  sha256: string
+  size: number
+}
+
+export const recordFileOf = (layerFile: string) => `${layerFile}.id`
+
+export interface LayersResult {
+  dependencies: Dependency[]
+  /** Files of the staged layers folder, for the commit. */
+  staged: string[]
+  written: string[]
+  kept: string[]
+}
+
+interface Folders {
+  /** The shared layers folder. */
+  final: string
+  /** This build's staged layers folder. */
+  staged: string
+}
+
+export type WriteLayer = (layer: LayerPlan, output: string, signal: AbortSignal) => Promise<string>
+
+/**
+ * Stages every layer: a kept one as a hard link to the shared file, so that a `prune` running
+ * meanwhile cannot take its content away before the commit, a new one written.
+ */
+export async function stageLayers(
+  layers: readonly LayerPlan[],
+  folders: Folders,
+  writeLayer: WriteLayer,
+  options: { signal: AbortSignal; sign?: { key?: string }; onLayer?: (file: string) => void },
+): Promise<LayersResult> {
+  await mkdir(folders.staged)
+  const result: LayersResult = { dependencies: [], staged: [], written: [], kept: [] }
+  const { signal, sign } = options
+  for (const layer of layers) {
+    signal.throwIfAborted()
+    options.onLayer?.(layer.file)
+    const final = join(folders.final, layer.file)
+    const staged = join(folders.staged, layer.file)
+    let record = await keptLayer(final, staged, signal)
+    if (record) result.kept.push(layer.file)
+    else {
+      const imageId = await writeLayer(layer, staged, signal)
+      const { size } = await stat(staged)
+      record = { imageId, sha256: await sha256Of(staged, signal), size }
+      await writeFile(recordFileOf(staged), JSON.stringify(record))
+      result.written.push(layer.file)
+    }
+    result.staged.push(layer.file, recordFileOf(layer.file))
+    if (sign) {
+      const signature = signatureFileOf(staged)
+      const kept =
+        result.kept.includes(layer.file) &&
+        (await link(signatureFileOf(final), signature).then(
+          () => true,
+          () => false,
+        ))
+      if (!kept) await signImage(staged, signature, sign.key, signal)
+      result.staged.push(signatureFileOf(layer.file))
+    }
+    result.dependencies.push({ imageName: layer.name, imageID: record.imageId, labels: layer.labels })
+  }
+  return result
+}
+
+/** The record of the shared layer when its file is what was written, linked into staging; else undefined. */
+async function keptLayer(final: string, staged: string, signal: AbortSignal): Promise<LayerRecord | undefined> {
+  const record = await readFile(recordFileOf(final), 'utf8').then(
+    (text) => JSON.parse(text) as LayerRecord,
+    () => undefined,
+  )
+  if (!record) return undefined
+  try {
+    const { size } = await stat(final)
+    if (size !== record.size || (await sha256Of(final, signal)) !== record.sha256) return undefined
+    await link(final, staged)
+    await link(recordFileOf(final), recordFileOf(staged))
+    return record
+  } catch (error) {
+    signal.throwIfAborted()
+    // Gone meanwhile (another build replacing it, a prune): written anew.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    await rm(staged, { force: true })
+    return undefined
+  }
+}
+
+export async function sha256Of(file: string, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256')
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), hash, { signal })
+  return hash.digest('hex')
+}
