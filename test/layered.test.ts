@@ -1,0 +1,166 @@
+// Layered images: the closure in layer images shared by every image of the out-dir.
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { ImageManifest } from '../src/aci/manifest.js'
+import {
+  actoolValidate,
+  buildJson,
+  imageIdOf,
+  listImage,
+  makeTempDir,
+  runCli,
+  writeShellPackage,
+} from './helpers/cli.js'
+
+const out = makeTempDir()
+afterAll(() => out.remove())
+
+const layered = (name: string, binary: string, packages: string[], extra: string[] = [], outDir = out.path) =>
+  buildJson(['layered', name, binary, ...packages, '--out-dir', outDir, '--engine', 'native', ...extra])
+
+const manifestOf = (image: string) => listImage(image).manifest as ImageManifest
+
+/** Every file of a folder with its inode: which ones a build wrote anew. */
+function inodes(dir: string): Map<string, number> {
+  return new Map(readdirSync(dir).map((name) => [name, statSync(join(dir, name)).ino]))
+}
+
+function changed(before: Map<string, number>, after: Map<string, number>): string[] {
+  return [...after]
+    .filter(([name, ino]) => before.get(name) !== ino)
+    .map(([name]) => name)
+    .sort()
+}
+
+describe('nix2aci layered', () => {
+  it('writes the glibc layer once for two images, both pinning the same image ID', () => {
+    const hello = layered('example.com/hello', 'hello', ['hello'])
+    const layers = join(out.path, 'layers')
+    const afterHello = inodes(layers)
+    const etcd = layered('example.com/etcd', 'etcd', ['etcd'])
+    const glibcFile = [...afterHello.keys()].find((file) => /glibc.*\.aci$/.test(file))!
+    expect(hello.layers!.written).toContain(glibcFile)
+    expect(etcd.layers!.kept).toEqual([glibcFile])
+    expect(etcd.layers!.written).toHaveLength(1)
+    // etcd wrote its own layer (and its record), and left glibc's file as it was.
+    expect(changed(afterHello, inodes(layers))).toEqual(etcd.layers!.written.flatMap((f) => [f, `${f}.id`]))
+    const glibcOf = (image: string) =>
+      manifestOf(image).dependencies!.find((dependency) => dependency.imageName.endsWith('/glibc-2-36'))!
+    expect(glibcOf(hello.image)).toEqual(glibcOf(etcd.image))
+    expect(glibcOf(hello.image).imageID).toBe(imageIdOf(join(layers, glibcFile)))
+    for (const file of [hello.image, etcd.image, ...readdirSync(layers).filter((f) => f.endsWith('.aci'))])
+      expect(actoolValidate(file.startsWith('/') ? file : join(layers, file)).status).toBe(0)
+  })
+
+  it('holds the user environment itself, and no store path a layer has', () => {
+    const hello = layered('example.com/hello', 'hello', ['hello'])
+    const { entries } = listImage(hello.image)
+    const stored = new Set(entries.map((entry) => /rootfs\/nix\/store\/([^/ ]+)/.exec(entry)?.[1]).filter(Boolean))
+    expect([...stored].every((base) => /-user-environment$|-env-manifest\.nix$/.test(base!))).toBe(true)
+    expect(manifestOf(hello.image).dependencies).toHaveLength(2)
+  })
+
+  it('rebuilding with one store path changed writes only that layer and the app image', () => {
+    const dir = makeTempDir()
+    try {
+      const outDir = join(dir.path, 'out')
+      const build = (greeting: string) => {
+        const file = writeShellPackage(
+          dir.path,
+          'greeter',
+          'greeter-1.0',
+          `mkdir -p $out/bin; printf '#!/bin/sh\\necho ${greeting}\\n' > $out/bin/greet; chmod +x $out/bin/greet`,
+        )
+        return layered(
+          'example.com/greeter',
+          'hello',
+          [],
+          ['-E', `[ (import <nixpkgs> {}).hello (import ${file}).greeter ]`],
+          outDir,
+        )
+      }
+      const first = build('hello')
+      const layers = join(outDir, 'layers')
+      const before = inodes(layers)
+      const imageBefore = statSync(first.image).ino
+      const second = build('bonjour')
+      expect(second.layers!.written).toHaveLength(1)
+      expect(second.layers!.written[0]).toMatch(/greeter-1-0_/)
+      expect(changed(before, inodes(layers))).toEqual([second.layers!.written[0], `${second.layers!.written[0]}.id`])
+      expect(statSync(second.image).ino).not.toBe(imageBefore)
+
+      // The same inputs again: nothing is written but the app image, with the same bytes.
+      const bytes = readFileSync(second.image)
+      const settled = inodes(layers)
+      const third = build('bonjour')
+      expect(third.layers!.written).toEqual([])
+      expect(changed(settled, inodes(layers))).toEqual([])
+      expect(readFileSync(third.image).equals(bytes)).toBe(true)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('gives byte-identical layers and image in a fresh out-dir', () => {
+    const again = makeTempDir()
+    try {
+      const first = layered('example.com/hello', 'hello', ['hello'])
+      const second = layered('example.com/hello', 'hello', ['hello'], [], again.path)
+      expect(readFileSync(second.image).equals(readFileSync(first.image))).toBe(true)
+      for (const file of readdirSync(join(again.path, 'layers')))
+        expect(
+          readFileSync(join(again.path, 'layers', file)).equals(readFileSync(join(out.path, 'layers', file))),
+        ).toBe(true)
+    } finally {
+      again.remove()
+    }
+  })
+
+  it('detects a layer file of the right name with the wrong content, and writes it anew', () => {
+    const dir = makeTempDir()
+    try {
+      const first = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const glibc = join(
+        dir.path,
+        'layers',
+        first.layers!.written.find((file) => file.includes('glibc'))!,
+      )
+      const good = readFileSync(glibc)
+      const bad = Buffer.from(good)
+      bad[bad.length - 100] ^= 0xff
+      writeFileSync(glibc, bad)
+      const second = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      expect(second.layers!.written).toEqual([first.layers!.written.find((file) => file.includes('glibc'))])
+      expect(readFileSync(glibc).equals(good)).toBe(true)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it.each([['0'], ['ten'], ['-3']])('refuses --max-layers %s in one line, before any work', (value) => {
+    const run = runCli([
+      'layered',
+      'example.com/hello',
+      'hello',
+      'hello',
+      '--out-dir',
+      out.path,
+      `--max-layers=${value}`,
+    ])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toBe(`nix2aci: --max-layers: expected a positive whole number, not '${value}'\n`)
+  })
+
+  it('groups the closure into at most --max-layers layers', () => {
+    const dir = makeTempDir()
+    try {
+      const result = layered('example.com/etcd', 'etcd', ['etcd'], ['--max-layers', '1'], dir.path)
+      const [only] = manifestOf(result.image).dependencies!
+      expect(manifestOf(result.image).dependencies).toHaveLength(1)
+      expect(only!.imageName).toBe('nix2aci.invalid/store/group-of-2')
+    } finally {
+      dir.remove()
+    }
+  })
+})
