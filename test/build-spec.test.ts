@@ -145,6 +145,8 @@ describe('nix2aci build', () => {
     expect(run.stderr.trim()).toMatch(/^nix2aci: .*bad\.json: expected \{"images": \[ ... \]\}/)
     writeFileSync(bad, '{not json')
     expect(runCli(['build', '-c', bad]).stderr).toMatch(/is not JSON/)
+    // The spec file is also the command's argument, as `nix2aci build images.nix` takes it.
+    expect(runCli(['build', bad]).stderr).toMatch(/^nix2aci: .*bad\.json is not JSON/)
   })
 
   it('refuses a second image of the same name, which would overwrite the first', () => {

@@ -2,12 +2,21 @@
 // out-links, .drv paths, flakes, a spec written in Nix), each built from the fixtures by the real
 // CLI, checked by actool and run under the run harness; and bad input, refused in one line.
 import { execFileSync } from 'node:child_process'
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { nixHasFlakes } from './helpers/closure.js'
-import { actoolValidate, buildJson, fixtures, makeTempDir, repoRoot, runCli, type CliRun } from './helpers/cli.js'
+import {
+  actoolValidate,
+  buildJson,
+  fixtureEnv,
+  fixtures,
+  makeTempDir,
+  repoRoot,
+  runCli,
+  type CliRun,
+} from './helpers/cli.js'
 import type { BuildResult } from '../src/pipeline/build-image.js'
 
 const out = makeTempDir('nix2aci-inputs-')
@@ -102,13 +111,25 @@ let pkgs = import ${fixtures} { }; in
   ]; }
 `,
       )
-      const run = runCli(['build', spec, '--argstr', 'tag', 'v1', '--json'])
+      // A nix-instantiate in front of the real one, that notes each call: a spy, not a mock.
+      const bin = join(dir.path, 'bin')
+      const calls = join(dir.path, 'instantiate-calls')
+      mkdirSync(bin)
+      const real = execFileSync('sh', ['-c', 'command -v nix-instantiate'], { encoding: 'utf8' }).trim()
+      writeFileSync(join(bin, 'nix-instantiate'), `#!/bin/sh\necho "call $1 $2" >> ${calls}\nexec ${real} "$@"\n`, {
+        mode: 0o755,
+      })
+      const run = runCli(['build', spec, '--argstr', 'tag', 'v1', '--json'], {
+        env: fixtureEnv({ PATH: `${bin}:${process.env.PATH}` }),
+      })
       expect(run.status, run.stderr).toBe(0)
       const report = JSON.parse(run.stdout) as { images: { name: string; result: BuildResult }[] }
       expect(report.images.map((image) => image.name)).toEqual(['etcd-v1', 'hello'])
       await etcdVersion(report.images[0]!.result)
       expect(report.images[0]!.result.image).toBe(join(dir.path, 'out', 'etcd-v1.aci'))
       await sayHello(report.images[1]!.result)
+      // Its first words; the wrapper expression it evaluates spans lines.
+      expect(readFileSync(calls, 'utf8')).toBe('call --eval --strict\n')
     } finally {
       dir.remove()
     }
