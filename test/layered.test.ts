@@ -1,5 +1,6 @@
 // Layered images: the closure in layer images shared by every image of the out-dir.
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
@@ -9,6 +10,7 @@ import {
   imageIdOf,
   listImage,
   makeTempDir,
+  onPath,
   runCli,
   writeShellPackage,
 } from './helpers/cli.js'
@@ -159,6 +161,100 @@ describe('nix2aci layered', () => {
       const [only] = manifestOf(result.image).dependencies!
       expect(manifestOf(result.image).dependencies).toHaveLength(1)
       expect(only!.imageName).toBe('nix2aci.invalid/store/group-of-2')
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('inspect lists the layers: store paths, sizes, shared or not', () => {
+    const dir = makeTempDir()
+    try {
+      layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const etcd = layered('example.com/etcd', 'etcd', ['etcd'], [], dir.path)
+      const run = runCli(['inspect', '--json', etcd.image])
+      expect(run.status).toBe(0)
+      const { kind, layers } = JSON.parse(run.stdout) as {
+        kind: string
+        layers: Array<{ storePaths: string[]; size: number; sharedWith: string[] }>
+      }
+      expect(kind).toBe('layered')
+      const glibc = layers.find((layer) => layer.storePaths.some((path) => path.endsWith('-glibc-2.36')))!
+      expect(glibc.sharedWith).toEqual([join(dir.path, 'example.com-hello.aci')])
+      expect(glibc.size).toBeGreaterThan(0)
+      const own = layers.find((layer) => layer.storePaths.some((path) => path.endsWith('-etcd-3.4.23')))!
+      expect(own.sharedWith).toEqual([])
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('validate, run and prune: a missing layer is one line and exit 1; prune keeps what an image needs', () => {
+    const dir = makeTempDir()
+    try {
+      const hello = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const etcd = layered('example.com/etcd', 'etcd', ['etcd'], [], dir.path)
+      expect(runCli(['validate', hello.image, etcd.image]).status).toBe(0)
+      const layers = join(dir.path, 'layers')
+      const helloLayer = join(
+        layers,
+        hello.layers!.written.find((file) => file.includes('hello-1-0'))!,
+      )
+
+      // Nothing is unused: prune removes nothing.
+      const before = readdirSync(layers).sort()
+      const none = runCli(['prune', '--json', '--out-dir', dir.path])
+      expect(none.status).toBe(0)
+      expect(JSON.parse(none.stdout)).toEqual({ removed: [], bytes: 0 })
+      expect(readdirSync(layers).sort()).toEqual(before)
+
+      // Once hello's image is gone, its own layer goes, and glibc's (etcd needs it) stays.
+      rmSync(hello.image)
+      const pruned = runCli(['prune', '--json', '--out-dir', dir.path])
+      expect(JSON.parse(pruned.stdout).removed).toEqual([helloLayer])
+      expect(runCli(['validate', etcd.image]).status).toBe(0)
+
+      rmSync(join(layers, etcd.layers!.written[0]!))
+      const validate = runCli(['validate', etcd.image])
+      expect(validate.status).toBe(1)
+      expect(validate.stdout).toContain(
+        `layer nix2aci.invalid/store/etcd-3-4-23 is missing: no ${join(layers, etcd.layers!.written[0]!)}`,
+      )
+      const run = runCli(['run', etcd.image])
+      expect(run.status).toBe(1)
+      expect(run.stderr.trim().split('\n')).toHaveLength(1)
+      expect(run.stderr).toMatch(/^nix2aci: cannot run .*: 1 of its layers missing: /)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('validate refuses a layer whose image ID is not the pinned one', () => {
+    const dir = makeTempDir()
+    try {
+      const hello = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const other = layered('example.com/other', 'hello', ['hello'], ['--layer-prefix', 'example.org/nix'], dir.path)
+      const layers = join(dir.path, 'layers')
+      const ours = hello.layers!.written.find((file) => file.includes('glibc'))!
+      const theirs = other.layers!.written.find((file) => file.includes('glibc'))!
+      // Same store path, another prefix: another name, so another image ID.
+      writeFileSync(join(layers, ours), readFileSync(join(layers, theirs)))
+      const validate = runCli(['validate', hello.image])
+      expect(validate.status).toBe(1)
+      expect(validate.stdout).toMatch(/has image ID sha512-.*, not the pinned sha512-/)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it.skipIf(!onPath('rkt'))('runs under the real rkt: layers fetched, then the image (rkt on PATH)', () => {
+    const dir = makeTempDir()
+    try {
+      const hello = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const rktDir = join(dir.path, 'rkt')
+      const run = runCli(['run', `--dir=${rktDir}`, hello.image])
+      spawnSync('rkt', [`--dir=${rktDir}`, 'gc', '--grace-period=0s'])
+      expect(run.stdout).toContain('Hello, world!')
+      expect(run.status).toBe(0)
     } finally {
       dir.remove()
     }

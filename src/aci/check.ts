@@ -3,6 +3,7 @@
 // volumes name.
 import { validateWithActool } from './actool.js'
 import { exists, signatureFileOf } from './files.js'
+import { layerProblems } from './layers.js'
 import { readImage, type ImageContents } from './inspect.js'
 import { NotAnImageFile } from './read.js'
 import type { MountPoint } from './manifest.js'
@@ -58,6 +59,7 @@ export async function checkImage(image: string, signal?: AbortSignal): Promise<C
       problems.push(error.message)
     }
   }
+  if (contents?.kind === 'layered') problems.push(...(await layerProblems(image, contents, signal)))
   let missingMountSources: string[] = []
   if (contents) {
     const volumes = await mountVolumes(image, contents, problems, warnings)

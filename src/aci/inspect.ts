@@ -9,8 +9,11 @@ import type { Compression } from './compression.js'
 import { parseManifest, type ImageManifest } from './manifest.js'
 import { openImage, type OpenedImage } from './read.js'
 
-/** `thin`: store paths mounted from the host; `fat`: a store inside the rootfs; `other`: neither. */
-export type ImageKindFound = 'thin' | 'fat' | 'other'
+/**
+ * `thin`: store paths mounted from the host; `fat`: a store inside the rootfs; `layered`: its
+ * store in the images it depends on; `other`: none of them.
+ */
+export type ImageKindFound = 'thin' | 'fat' | 'layered' | 'other'
 
 export interface ImageContents {
   manifest: ImageManifest
@@ -31,7 +34,12 @@ export interface ImageContents {
  */
 export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
-export async function readImage(file: string, signal?: AbortSignal): Promise<ImageContents> {
+/** `onEntry` sees every entry's header, its name normalised: for a reader of the tree (exec resolution). */
+export async function readImage(
+  file: string,
+  signal?: AbortSignal,
+  onEntry?: (name: string, header: Header) => void,
+): Promise<ImageContents> {
   const opened = await openImage(file, signal)
   const hash = createHash('sha512')
   opened.tar.on('data', (chunk: Buffer) => hash.update(chunk))
@@ -43,6 +51,7 @@ export async function readImage(file: string, signal?: AbortSignal): Promise<Ima
   await walkTar(file, opened, async (header, body) => {
     entries++
     const name = normalisedName(header.name)
+    onEntry?.(name, header)
     topLevel.add(name.split('/')[0]!)
     if (escapes(name)) escapingEntries.push(header.name)
     if (header.type === 'link' && header.linkname && escapes(normalisedName(header.linkname)))
@@ -56,7 +65,7 @@ export async function readImage(file: string, signal?: AbortSignal): Promise<Ima
   const manifest = manifestOf(file, manifestText)
   return {
     manifest,
-    kind: hasStore ? 'fat' : kindByMounts(manifest),
+    kind: (manifest.dependencies ?? []).length > 0 ? 'layered' : hasStore ? 'fat' : kindByMounts(manifest),
     topLevel: [...topLevel].sort(),
     escapingEntries,
     entries,

@@ -65,6 +65,8 @@ const volumeName = (option: string) => /^--volume=([^,]*)/.exec(option)?.[1]
 export interface RktRun {
   /** The whole command line, volumes included. */
   args: string[]
+  /** `rkt fetch` of a layered image's layers, into the store `rkt run` then resolves them from. */
+  fetchLayers(files: string[]): string[]
   /** The volumes from the `.mounts` file that the command passes (the user's own `--volume`s replace theirs). */
   volumes: HostVolume[]
   /** The same run for when `args` do not fit on a command line: the volumes in a pod manifest. */
@@ -153,6 +155,7 @@ export async function rktRun(request: RunRequest): Promise<RktRun> {
     ],
     volumes,
     viaPodManifest,
+    fetchLayers: (files) => [...global, 'fetch', ...trust, ...files],
   }
 }
 

@@ -7,7 +7,7 @@ import { editDistance } from '../util/edit-distance.js'
 import { UsageError, UserError, messageOf } from '../util/errors.js'
 import { addBuildCommand } from './commands/build.js'
 import { addImageCommand } from './commands/image.js'
-import { addInspectCommands } from './commands/inspect.js'
+import { addInspectCommands, addPruneCommand } from './commands/inspect.js'
 import { addRunCommand } from './commands/run.js'
 
 const globalOptions = {
@@ -30,7 +30,7 @@ const globalOptions = {
 export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
 
 /** nix2aci's commands, for its usage error and its "did you mean". */
-const COMMANDS = ['thin', 'fat', 'layered', 'build', 'inspect', 'validate', 'run'] as const
+const COMMANDS = ['thin', 'fat', 'layered', 'build', 'inspect', 'validate', 'run', 'prune'] as const
 
 /** What a program's command line is made of; nix2aci and each legacy script have one. */
 interface CommandLine {
@@ -56,6 +56,7 @@ const NIX2ACI: CommandLine = {
     cli = addImageCommand(cli, 'layered', signal)
     cli = addInspectCommands(cli, signal)
     cli = addRunCommand(cli, signal)
+    cli = addPruneCommand(cli)
     cli = addBuildCommand(cli, signal)
     return cli
       .demandCommand(1, `Name a command: ${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)}`)

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import { signatureFileOf } from '../aci/files.js'
 import type { Dependency } from '../aci/manifest.js'
 import { signImage } from '../aci/sign.js'
-import type { LayerPlan } from '../plan/layers.js'
+import { recordFileOf, type LayerPlan } from '../plan/layers.js'
 
 /**
  * Beside each layer, `<layer>.id`: what it held when written. A layer is taken as it is when its
@@ -20,8 +20,6 @@ export interface LayerRecord {
   sha256: string
   size: number
 }
-
-export const recordFileOf = (layerFile: string) => `${layerFile}.id`
 
 export interface LayersResult {
   dependencies: Dependency[]

@@ -114,6 +114,9 @@ export function layerFileName(name: string, version: string): string {
   return `${name.replaceAll('/', '-')}_${version}.aci`
 }
 
+/** Beside each layer, what it held when written (pipeline/layers.ts). */
+export const recordFileOf = (layerFile: string) => `${layerFile}.id`
+
 /** The version label of a dependency: what, with its name, files it in the layers folder. */
 export function versionOf(labels: readonly NameValue[] | undefined): string | undefined {
   return labels?.find((label) => label.name === 'version')?.value

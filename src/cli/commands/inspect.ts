@@ -8,11 +8,14 @@ export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): Global
   return cli
     .command(
       'inspect <aci>',
-      'Show what an image holds: name, labels, exec, mounts, ports, size, compression, image ID',
+      "Show what an image holds: name, labels, exec, mounts, ports, size, compression, image ID, and a layered image's layers",
       withImageArgument,
       async (argv) => {
         // Loaded here, not at start-up: reading images pulls in tar-stream, zlib and crypto.
-        const { readImage } = await import('../../aci/inspect.js')
+        const [{ readImage }, { summariseLayers }] = await Promise.all([
+          import('../../aci/inspect.js'),
+          import('../../aci/layers.js'),
+        ])
         const contents = await readImage(argv.aci, signal)
         const { manifest } = contents
         const mountPoints = manifest.app?.mountPoints ?? []
@@ -27,6 +30,7 @@ export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): Global
           size: contents.size,
           compression: contents.compression,
           imageId: contents.imageId,
+          ...(contents.kind === 'layered' ? { layers: await summariseLayers(argv.aci, manifest) } : {}),
         }
         if (argv.json) return void process.stdout.write(`${JSON.stringify(summary)}\n`)
         const lines = [
@@ -42,13 +46,20 @@ export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): Global
           `  ports:       ${summary.ports.map((p) => `${p.name} ${p.protocol}/${p.port}`).join(', ') || 'none'}`,
           `  size:        ${formatSize(summary.size)} (${summary.compression})`,
           `  image ID:    ${summary.imageId}`,
+          ...(summary.layers ? [`  layers:      ${summary.layers.length}`] : []),
+          ...(summary.layers ?? []).flatMap((layer) => [
+            `    ${displayPath(layer.file)}: ${layer.size === null ? 'missing' : formatSize(layer.size)}, ${
+              layer.sharedWith.length > 0 ? `shared with ${layer.sharedWith.map(displayPath).join(', ')}` : 'not shared'
+            }`,
+            ...layer.storePaths.map((path) => `      ${path}`),
+          ]),
         ]
         process.stdout.write(`${lines.join('\n')}\n`)
       },
     )
     .command(
       'validate <aci..>',
-      'Check images as rkt would take them: actool, a volume for every mount point, the signature, and that every mount source exists on this host',
+      "Check images as rkt would take them: actool, a volume for every mount point, the signature, that every mount source exists on this host, and a layered image's layers (each there with its pinned image ID, exec resolving)",
       withImagesArgument,
       async (argv) => {
         const { checkImage, MISSING_SOURCES } = await import('../../aci/check.js')
@@ -72,4 +83,21 @@ export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): Global
         if (reports.some((report) => !report.valid)) process.exitCode = 1
       },
     )
+}
+
+export function addPruneCommand(cli: GlobalArgs): GlobalArgs {
+  return cli.command(
+    'prune',
+    'Remove the layers (<out-dir>/layers) that no image of the out-dir depends on',
+    (y) => y,
+    async (argv) => {
+      const { pruneLayers } = await import('../../aci/layers.js')
+      const result = await pruneLayers(argv.outDir)
+      if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
+      if (!argv.quiet)
+        process.stdout.write(
+          `Removed ${result.removed.length} unused layers (${formatSize(result.bytes)}) from ${displayPath(argv.outDir)}\n`,
+        )
+    },
+  )
 }

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exists } from '../../aci/files.js'
 import { readManifest } from '../../aci/inspect.js'
+import { layerFileOf, missingLayers } from '../../aci/layers.js'
+import { displayPath } from '../../util/paths.js'
 import { parseRunWords, rktRun, type PodRun } from '../../aci/rkt.js'
 import { killOnAbort, withCleanup } from '../../util/cancel.js'
 import { commandLineLimit, commandLineSize } from '../../util/command-line.js'
@@ -30,10 +32,13 @@ export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs 
         .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': true }),
     async (argv) => {
       const request = parseRunWords(argv.aci, ((argv['--'] as unknown[] | undefined) ?? []).map(String))
-      const { args, volumes, viaPodManifest } = await rktRun(request)
+      const { args, volumes, viaPodManifest, fetchLayers } = await rktRun(request)
+      const layers = await layerFiles(request.image, signal)
+      const fetch = layers.length > 0 ? fetchLayers(layers) : undefined
       const fits = commandLineSize(['rkt', ...args]) <= commandLineLimit()
       if (argv.dryRun) {
         if (!fits) process.stderr.write('too long for a command line here: run passes the volumes in a pod manifest\n')
+        if (fetch) process.stdout.write(`${shellQuote(['rkt', ...fetch])}\n`)
         return void process.stdout.write(`${shellQuote(['rkt', ...args])}\n`)
       }
       const rkt = findOnPath('rkt')
@@ -45,11 +50,30 @@ export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs 
         throw new UserError(
           `cannot run ${request.image}: ${missing.length} mount sources missing on this host: ${missing.slice(0, 3).join(' ')}${missing.length > 3 ? ' ...' : ''} (nix2aci validate lists them)`,
         )
+      if (fetch)
+        await run(rkt, fetch, { signal }).catch((error: unknown) => {
+          if (!(error instanceof CommandError)) throw error
+          throw new UserError(`rkt fetch of the layers failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
+        })
       process.exitCode = fits
         ? await runRkt(rkt, args, signal)
         : await runWithPodManifest(rkt, request.image, viaPodManifest, signal)
     },
   )
+}
+
+/**
+ * A layered image's layer files, in the order it renders them, each checked to be there: rkt
+ * would otherwise try discovery by name for the one it lacks.
+ */
+async function layerFiles(image: string, signal: AbortSignal): Promise<string[]> {
+  const manifest = await readManifest(image, signal)
+  const missing = await missingLayers(image, manifest)
+  if (missing.length > 0)
+    throw new UserError(
+      `cannot run ${image}: ${missing.length} of its layers missing: ${missing.slice(0, 3).map(displayPath).join(' ')}${missing.length > 3 ? ' ...' : ''} (building the image again writes them)`,
+    )
+  return (manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency))
 }
 
 /** rkt, its output the user's; resolves with its exit code (the app's, or rkt's own). */
