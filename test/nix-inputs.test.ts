@@ -139,14 +139,15 @@ let pkgs = import ${fixtures} { }; in
 describe('bad input, in one line', () => {
   const scratch = makeTempDir()
   afterAll(() => scratch.remove())
-  const fails = (args: string[]): CliRun => {
-    const run = runCli(['thin', 'bad', 'hello', ...args, '--out-dir', join(scratch.path, 'out'), '--quiet'])
+  const fails = (args: string[], cwd?: string): CliRun => {
+    const outDir = join(scratch.path, 'out')
+    const run = runCli(['thin', 'bad', 'hello', ...args, '--out-dir', outDir, '--quiet'], cwd ? { cwd } : {})
     expect(run.status).toBe(1)
     expect(existsSync(join(scratch.path, 'out'))).toBe(false)
     return run
   }
-  const oneLine = (args: string[]) => {
-    const { stderr } = fails(args)
+  const oneLine = (args: string[], cwd?: string) => {
+    const { stderr } = fails(args, cwd)
     expect(stderr.trimEnd().split('\n')).toHaveLength(1)
     return stderr
   }
@@ -184,6 +185,10 @@ describe('bad input, in one line', () => {
       `nix2aci: ${outside} is not in the Nix store (it is /etc): give a nix-build out-link or another link into /nix/store\n`,
     )
     expect(oneLine(['./no-such-result'])).toBe('nix2aci: no such file: ./no-such-result\n')
+    symlinkSync('/etc', join(scratch.path, 'result'))
+    expect(oneLine(['result'], scratch.path)).toMatch(
+      /^nix2aci: unknown package 'result' in .*; to take the file of that name here, give it as \.\/result\n$/,
+    )
   })
 
   it('refuses --arg with a bad expression, naming the argument', () => {

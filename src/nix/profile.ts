@@ -188,7 +188,12 @@ async function resolveSelectors(
     const attrPath = matchPackage(selector, available)
     if (attrPath) return attrPath
     const close = closeMatches(selector, available)
-    const hint = close.length > 0 ? `; did you mean ${close.join(', ')}?` : ''
+    // `result`, nix-build's out-link, is a name to Nix too; a path needs a `/`.
+    const hint = existsSync(selector)
+      ? `; to take the file of that name here, give it as ./${selector}`
+      : close.length > 0
+        ? `; did you mean ${close.join(', ')}?`
+        : ''
     throw new UserError(`unknown package '${selector}' in ${expression ?? '~/.nix-defexpr'}${hint}`)
   })
 }
