@@ -13,3 +13,8 @@ export function exists(path: string): Promise<boolean> {
 export function signatureFileOf(image: string): string {
   return `${image}.asc`
 }
+
+/** `<name>.profile` beside `<name>.aci`: a thin image's Nix profile, the GC root of its closure. */
+export function profileFileOf(image: string): string {
+  return image.replace(/\.aci$/, '') + '.profile'
+}

@@ -9,6 +9,7 @@ import { addBuildCommand } from './commands/build.js'
 import { addImageCommand } from './commands/image.js'
 import { addInspectCommands, addPruneCommand } from './commands/inspect.js'
 import { addRunCommand } from './commands/run.js'
+import { addTravelCommands } from './commands/travel.js'
 
 const globalOptions = {
   'out-dir': {
@@ -30,7 +31,20 @@ const globalOptions = {
 export type GlobalArgs = Argv<InferredOptionTypes<typeof globalOptions>>
 
 /** nix2aci's commands, for its usage error and its "did you mean". */
-const COMMANDS = ['thin', 'fat', 'layered', 'build', 'inspect', 'validate', 'run', 'prune'] as const
+const COMMANDS = [
+  'thin',
+  'fat',
+  'layered',
+  'build',
+  'inspect',
+  'validate',
+  'run',
+  'prune',
+  'export',
+  'import',
+  'copy',
+  'unit',
+] as const
 
 /** What a program's command line is made of; nix2aci and each legacy script have one. */
 interface CommandLine {
@@ -58,6 +72,7 @@ const NIX2ACI: CommandLine = {
     cli = addRunCommand(cli, signal)
     cli = addPruneCommand(cli)
     cli = addBuildCommand(cli, signal)
+    cli = addTravelCommands(cli, signal)
     return cli
       .demandCommand(1, `Name a command: ${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)}`)
       .completion('completion', 'Print a bash or zsh completion script: nix2aci completion >> ~/.bashrc')

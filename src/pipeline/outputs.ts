@@ -17,7 +17,7 @@ import {
 } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
-import { signatureFileOf } from '../aci/files.js'
+import { profileFileOf, signatureFileOf } from '../aci/files.js'
 import { mountsFileOf } from '../aci/mounts.js'
 import { layersFolderOf } from '../plan/layers.js'
 import { profileState, pruneProfile, removeProfile, restoreProfile, type ProfileState } from '../nix/profile.js'
@@ -62,7 +62,7 @@ const STAGING_DIR = /^\.(.+)\.building-[A-Za-z0-9]{6}$/
 const JOURNAL = /^\.(.+)\.commit$/
 
 const journalOf = (outDir: string, base: string) => join(outDir, `.${base}.commit`)
-const profileOf = (outDir: string, base: string) => join(outDir, `${base}.profile`)
+const profileOf = (outDir: string, base: string) => profileFileOf(join(outDir, `${base}.aci`))
 const lockKeyOf = (outDir: string, base: string) => `${realpathSync(outDir)}/${base}`
 
 export class ImageOutputs {

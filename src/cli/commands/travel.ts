@@ -1,0 +1,102 @@
+// `nix2aci export`, `import`, `copy` and `unit`: thin images to other hosts by Nix's own transport,
+// and images run as systemd services.
+import { UserError } from '../../util/errors.js'
+import { CommandError, errorLine, findOnPath, run } from '../../util/exec.js'
+import { displayPath } from '../../util/paths.js'
+import { shellQuote } from '../../util/shell.js'
+import type { GlobalArgs } from '../main.js'
+import { formatSize } from '../report.js'
+import { withImageArgument } from './image-argument.js'
+
+export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
+  return cli
+    .command(
+      'export <aci>',
+      'Write one file holding a thin image, its .mounts and its closure (nix-store --export), for nix2aci import on another host',
+      (y) =>
+        withImageArgument(y).option('output', {
+          alias: 'o',
+          type: 'string',
+          demandOption: true,
+          describe: 'the file to write',
+        }),
+      async (argv) => {
+        const { exportImage } = await import('../../pipeline/travel.js')
+        const result = await exportImage(argv.aci, argv.output, signal)
+        if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
+        if (!argv.quiet)
+          process.stdout.write(
+            `exported ${result.name} to ${displayPath(result.file)} (${result.paths} store paths, ${formatSize(result.size)})\n`,
+          )
+      },
+    )
+    .command(
+      'import <file>',
+      'Import a file nix2aci export wrote: its closure into the store, the image, .mounts and GC root profile into --out-dir',
+      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the export file' }),
+      async (argv) => {
+        const { importImage } = await import('../../pipeline/travel.js')
+        const result = await importImage(
+          argv.file,
+          argv.outDir,
+          (waiting) => {
+            if (!argv.quiet)
+              process.stderr.write(`Waiting for the other build of this image in ${displayPath(argv.outDir)}\n`)
+            return waiting
+          },
+          signal,
+        )
+        if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
+        if (!argv.quiet)
+          process.stdout.write(
+            `imported ${result.name}: ${displayPath(result.image)} (${result.paths} store paths, rooted by ${displayPath(result.profile)})\n`,
+          )
+      },
+    )
+    .command(
+      'copy <aci>',
+      'Copy a thin image to another host over SSH: its closure with nix-copy-closure, its profile, then the image and .mounts with scp',
+      (y) =>
+        withImageArgument(y)
+          .option('to', {
+            type: 'string',
+            demandOption: true,
+            describe: "ssh://[user@]host[/dir] (dir: default the image's own directory)",
+          })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands instead' }),
+      async (argv) => {
+        const { copyCommands, parseSshTarget } = await import('../../pipeline/travel.js')
+        parseSshTarget(argv.to, argv.aci) // a bad target is refused before anything else is read
+        const commands = await copyCommands(argv.aci, argv.to, signal)
+        if (argv.dryRun) return void process.stdout.write(commands.map((words) => `${shellQuote(words)}\n`).join(''))
+        for (const words of commands) {
+          const [command, ...args] = words as [string, ...string[]]
+          if (!findOnPath(command)) throw new UserError(`copy needs ${command}, which is not on PATH`)
+          await run(command, args, { signal }).catch((error: unknown) => {
+            if (!(error instanceof CommandError)) throw error
+            throw new UserError(
+              `copy: ${shellQuote(words).slice(0, 200)} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`,
+            )
+          })
+        }
+        if (!argv.quiet) process.stdout.write(`copied ${displayPath(argv.aci)} to ${argv.to}\n`)
+      },
+    )
+    .command(
+      'unit <aci>',
+      'Print a systemd service unit that runs the image with rkt, with the volumes of its .mounts',
+      (y) =>
+        withImageArgument(y)
+          .option('name', { type: 'string', describe: "the service's name (default: the last part of the image name)" })
+          .option('rkt', {
+            type: 'string',
+            describe: 'the absolute path of rkt on the host that runs the service',
+            defaultDescription: 'rkt on PATH, else /usr/bin/rkt',
+          }),
+      async (argv) => {
+        const { serviceUnit } = await import('../../aci/unit.js')
+        const rkt = argv.rkt ?? findOnPath('rkt') ?? '/usr/bin/rkt'
+        process.stdout.write(await serviceUnit(argv.aci, { name: argv.name, rkt }, signal))
+      },
+    )
+}

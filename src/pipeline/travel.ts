@@ -1,0 +1,188 @@
+// Thin images to other hosts: export (image + .mounts + closure in one file), import (its inverse, saved
+// as one unit by ./outputs.ts) and copy (nix-copy-closure and scp over SSH).
+import { createWriteStream } from 'node:fs'
+import { readFile, realpath, stat } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { exists, profileFileOf, signatureFileOf } from '../aci/files.js'
+import { readImage } from '../aci/inspect.js'
+import { mountsFileOf, parseMountsFile, readMountsFile } from '../aci/mounts.js'
+import { imageIdOf } from '../aci/read.js'
+import { closureOf, requireNix } from '../nix/profile.js'
+import { isStorePath } from '../nix/selectors.js'
+import { copyClosureCommand, exportClosure, importClosure, invalidPaths, setProfile } from '../nix/transport.js'
+import { checkImageName, type HostVolume } from '../plan/plan.js'
+import { readExportFile, writeExportFile, type ExportHeader } from '../transport/export-file.js'
+import { withCleanup } from '../util/cancel.js'
+import { UserError } from '../util/errors.js'
+import type { Lock } from '../util/lock.js'
+import { displayPath } from '../util/paths.js'
+import { shellQuote } from '../util/shell.js'
+import { ImageOutputs } from './outputs.js'
+
+/** What an image needs on another host: its closure, rooted by its profile's user environment. */
+interface Shipment {
+  name: string
+  imageId: string
+  mountsFile: string
+  volumes: HostVolume[]
+  userEnvironment: string
+  closure: string[]
+}
+
+/** A thin image, its .mounts and its profile, refused in one line when its closure is not all here. */
+async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment> {
+  requireNix()
+  const contents = await readImage(image, signal)
+  if (contents.kind !== 'thin')
+    throw new UserError(
+      `${image} is a ${contents.kind} image: only a thin image's closure is shipped (a fat one is self-contained: copy its .aci)`,
+    )
+  const mountsFile = mountsFileOf(image)
+  const volumes = await readMountsFile(image)
+  if (!volumes) throw new UserError(`${image} has no ${basename(mountsFile)} beside it`)
+  const profile = profileFileOf(image)
+  const gone = () =>
+    new UserError(
+      `the closure of ${image} is no longer in the store (${displayPath(profile)} leads nowhere): rebuild the image`,
+    )
+  const userEnvironment = await realpath(profile).catch(() => {
+    throw gone()
+  })
+  const missing = volumes.filter((volume) => isStorePath(volume.source)).map((volume) => volume.source)
+  const invalid = await invalidPaths([userEnvironment, ...missing], signal)
+  if (invalid.length > 0)
+    throw new UserError(
+      `the closure of ${image} is no longer in the store: ${invalid.length} paths missing, first ${invalid[0]}: rebuild the image`,
+    )
+  const closure = await closureOf(userEnvironment, signal)
+  const outside = missing.find((source) => !closure.includes(source))
+  if (outside)
+    throw new UserError(`${mountsFile} mounts ${outside}, which is not in the closure of ${displayPath(profile)}`)
+  return { name: contents.manifest.name, imageId: contents.imageId, mountsFile, volumes, userEnvironment, closure }
+}
+
+export interface ExportResult {
+  file: string
+  name: string
+  paths: number
+  size: number
+}
+
+/** `nix2aci export IMAGE -o FILE`: FILE is complete, or as it was. */
+export async function exportImage(image: string, file: string, signal: AbortSignal): Promise<ExportResult> {
+  const shipment = await shipmentOf(image, signal)
+  const header: ExportHeader = {
+    format: 'nix2aci-export',
+    version: 1,
+    name: shipment.name,
+    kind: 'thin',
+    imageId: shipment.imageId,
+    userEnvironment: shipment.userEnvironment,
+    closure: shipment.closure,
+  }
+  await writeExportFile(resolve(file), header, image, shipment.mountsFile, (fd) =>
+    exportClosure(shipment.closure, fd, signal),
+  )
+  return { file, name: shipment.name, paths: shipment.closure.length, size: (await stat(file)).size }
+}
+
+export interface ImportResult {
+  image: string
+  mountsFile: string
+  profile: string
+  name: string
+  paths: number
+}
+
+/**
+ * `nix2aci import FILE`: the closure into the store, then the image, its .mounts and its profile
+ * saved as one unit beside each other, once every path is in the store and every mount source here.
+ */
+export async function importImage(
+  file: string,
+  outDir: string,
+  onWait: (waiting: Promise<Lock>) => Promise<Lock>,
+  signal: AbortSignal,
+): Promise<ImportResult> {
+  requireNix()
+  let outputs: ImageOutputs | undefined
+  let header: ExportHeader | undefined
+  const staged = { image: '', mounts: '', profile: '' }
+  return withCleanup(
+    async () => outputs?.close(),
+    async () => {
+      await readExportFile(
+        file,
+        {
+          header: async (found) => {
+            checkImageName(found.name)
+            header = found
+            outputs = new ImageOutputs(outDir, found.name, 'thin')
+            Object.assign(staged, await outputs.open(onWait, signal))
+            const existing = outputs.final.image
+            if ((await exists(existing)) && (await imageIdOf(existing, signal)) !== found.imageId)
+              throw new UserError(
+                `cannot import ${found.name}: ${displayPath(existing)} is a different image of that name (remove it, or import with --out-dir elsewhere)`,
+              )
+          },
+          image: (data) => pipeline(data, createWriteStream(staged.image), { signal }),
+          mounts: (data) => pipeline(data, createWriteStream(staged.mounts), { signal }),
+          closure: async (data) => void (await importClosure(data, signal)),
+        },
+        signal,
+      )
+      const { name, imageId, closure, userEnvironment } = header!
+      if ((await imageIdOf(staged.image, signal)) !== imageId)
+        throw new UserError(`${file} is damaged: its image.aci is not the image ${imageId.slice(0, 19)}... it names`)
+      const invalid = await invalidPaths(closure, signal)
+      if (invalid.length > 0)
+        throw new UserError(
+          `${file} did not bring its whole closure: ${invalid.length} paths missing, first ${invalid[0]}`,
+        )
+      const volumes = parseMountsFile(await readFile(staged.mounts, 'utf8'), `${file}: image.mounts`)
+      const present = await Promise.all(volumes.map((volume) => exists(volume.source)))
+      const missing = volumes.filter((_, i) => !present[i]).map((volume) => volume.source)
+      if (missing.length > 0)
+        throw new UserError(
+          `cannot import ${name}: ${missing.length} mount sources missing on this host, first ${missing[0]}`,
+        )
+      await setProfile(staged.profile, userEnvironment, signal)
+      await outputs!.commit({ signed: false, volumes: true })
+      const { final } = outputs!
+      return { image: final.image, mountsFile: final.mounts, profile: final.profile, name, paths: closure.length }
+    },
+  )
+}
+
+/** `ssh://[user@]host[/dir]`: the host as nix-copy-closure and ssh take it, and the remote directory. */
+export function parseSshTarget(target: string, image: string): { host: string; dir: string } {
+  const match = /^ssh:\/\/([^/:?#\s]+)(\/[^\s]*)?$/.exec(target)
+  if (!match)
+    throw new UserError(
+      `cannot copy to ${target}: the target must be ssh://[user@]host[/dir] (a port goes in ~/.ssh/config or NIX_SSHOPTS)`,
+    )
+  return { host: match[1]!, dir: match[2] ?? dirname(resolve(image)) }
+}
+
+/**
+ * `nix2aci copy IMAGE --to ssh://HOST[/DIR]`: the commands, in order. The closure goes first and the
+ * profile roots it at once; the image goes last, so an image on the remote host has what it mounts.
+ */
+export async function copyCommands(image: string, target: string, signal: AbortSignal): Promise<string[][]> {
+  const { host, dir } = parseSshTarget(target, image)
+  const shipment = await shipmentOf(image, signal)
+  const base = basename(image, '.aci')
+  const remote = (path: string) => `${host}:${join(dir, path)}`
+  const signature = signatureFileOf(image)
+  const signed = await exists(signature)
+  const sshRun = (words: string[]) => ['ssh', host, shellQuote(words)]
+  return [
+    copyClosureCommand(host, [shipment.userEnvironment]),
+    sshRun(['mkdir', '-p', dir]),
+    sshRun(['nix-env', '-p', join(dir, `${base}.profile`), '--set', shipment.userEnvironment]),
+    ['scp', '-q', shipment.mountsFile, remote(basename(shipment.mountsFile))],
+    ...(signed ? [['scp', '-q', signature, remote(basename(signature))]] : []),
+    ['scp', '-q', image, remote(basename(image))],
+  ]
+}

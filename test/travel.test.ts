@@ -1,0 +1,210 @@
+// Thin images to other hosts (export, import, copy) and as systemd services (unit), against the real
+// Nix store: an image's closure is deleted from the store and comes back from its export file.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runAci } from './harness/run-aci.js'
+import { buildJson, fixtures, makeTempDir, repoRoot, runCli, snapshotDir } from './helpers/cli.js'
+
+const nixStore = (...args: string[]) =>
+  execFileSync('nix-store', args, { encoding: 'utf8' }).split('\n').filter(Boolean)
+const valid = (path: string) => spawnSync('nix-store', ['--check-validity', path]).status === 0
+
+/**
+ * A package of its own (a timestamped name, so a new store path each run) that runs with the fixtures'
+ * busybox: its closure, less what the fixtures root, can be deleted from the store.
+ */
+function writeTravelPackage(dir: string, greeting: string): string {
+  const file = join(dir, 'travel.nix')
+  const script = `mkdir -p $out/bin; printf '#!%s/bin/sh\\necho %s\\n' $busybox ${greeting} > $out/bin/greet; chmod +x $out/bin/greet`
+  writeFileSync(
+    file,
+    `let fixtures = import ${fixtures} {}; in { greet = derivation { name = "greet-${Date.now()}"; system = builtins.currentSystem;
+       builder = "/bin/sh"; PATH = "/usr/bin:/bin"; busybox = fixtures.busybox; args = [ "-c" ${JSON.stringify(script)} ]; }; }`,
+  )
+  return file
+}
+
+describe('export and import', () => {
+  const scratch = makeTempDir()
+  const built = join(scratch.path, 'built')
+  const imported = join(scratch.path, 'imported')
+  const exportFile = join(scratch.path, 'greet.nix2aci')
+  let image: ReturnType<typeof buildJson>
+  let deletable: string[]
+  beforeAll(() => {
+    const file = writeTravelPackage(scratch.path, 'hello-from-afar')
+    image = buildJson(['thin', 'travel/greet', 'greet', 'greet', '-f', file, '--out-dir', built])
+    const rooted = new Set(nixStore('-qR', join(repoRoot, '.test-roots/fixtures')))
+    deletable = nixStore('-qR', image.profile!).filter((path) => !rooted.has(path))
+  })
+  afterAll(() => scratch.remove())
+
+  it('ships a thin image whose closure was deleted from the store, and the image runs with its .mounts', async () => {
+    const exported = runCli(['export', image.image, '-o', exportFile])
+    expect(exported.status, exported.stderr).toBe(0)
+    expect(exported.stdout).toMatch(/^exported travel\/greet to .*greet\.nix2aci \(\d+ store paths/)
+    const listing = execFileSync('tar', ['-tf', exportFile], { encoding: 'utf8' })
+    expect(listing.split('\n').filter(Boolean)).toEqual([
+      'nix2aci-export.json',
+      'image.aci',
+      'image.mounts',
+      'closure.nar-export',
+    ])
+
+    // The image's GC root goes, then its closure (what the fixtures do not keep alive).
+    for (const name of readdirSync(built)) if (name.startsWith('travel-greet.profile')) rmSync(join(built, name))
+    expect(deletable.length).toBeGreaterThanOrEqual(2) // the package and the user environment
+    // With what refers to them (the user environment's .drv names the package and the manifest).
+    const doomed = nixStore('-q', '--referrers-closure', ...deletable)
+    const deleted = spawnSync('nix-store', ['--delete', ...doomed], { encoding: 'utf8' })
+    expect(deleted.status, deleted.stderr).toBe(0)
+    expect(deletable.filter(valid)).toEqual([])
+
+    const done = runCli(['import', exportFile, '--out-dir', imported])
+    expect(done.status, done.stderr).toBe(0)
+    expect(done.stdout).toMatch(/^imported travel\/greet: .*travel-greet\.aci/)
+    expect(deletable.filter((path) => !valid(path))).toEqual([])
+    expect(readdirSync(imported).sort()).toEqual([
+      'travel-greet.aci',
+      'travel-greet.mounts',
+      'travel-greet.profile',
+      'travel-greet.profile-1-link',
+    ])
+    expect(readFileSync(join(imported, 'travel-greet.aci'))).toEqual(readFileSync(image.image))
+    // The profile is the closure's GC root again: a collection keeps it.
+    expect(nixStore('--gc', '--print-dead').filter((path) => deletable.includes(path))).toEqual([])
+    const ran = await runAci(join(imported, 'travel-greet.aci'), { mounts: join(imported, 'travel-greet.mounts') })
+    expect(ran.stdout.trim(), ran.stderr).toBe('hello-from-afar')
+
+    // Importing the same image again changes nothing and succeeds.
+    expect(runCli(['import', exportFile, '--out-dir', imported]).status).toBe(0)
+  })
+
+  it('refuses to export an image whose closure is gone from the store, writing nothing', () => {
+    const out = join(scratch.path, 'gone.nix2aci')
+    const run = runCli(['export', image.image, '-o', out])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(/^nix2aci: the closure of .* is no longer in the store .*rebuild the image\n$/)
+    expect(readdirSync(scratch.path).filter((name) => name.includes('gone'))).toEqual([])
+  })
+
+  it('refuses a truncated file, a foreign one and a different image of the same name, each in one line, leaving the out-dir as it was', () => {
+    const truncated = join(scratch.path, 'truncated.nix2aci')
+    writeFileSync(truncated, readFileSync(exportFile))
+    truncateSync(truncated, Math.floor(readFileSync(exportFile).length / 2))
+    const fresh = join(scratch.path, 'fresh')
+    const cut = runCli(['import', truncated, '--out-dir', fresh])
+    expect(cut.status).toBe(1)
+    expect(cut.stderr).toMatch(/^nix2aci: .*truncated\.nix2aci is truncated: .*\n$/)
+    expect(existsSync(fresh)).toBe(false)
+
+    const foreign = join(scratch.path, 'foreign.nix2aci')
+    writeFileSync(foreign, 'not an export\n'.repeat(100))
+    const alien = runCli(['import', foreign, '--out-dir', fresh])
+    expect(alien.status).toBe(1)
+    expect(alien.stderr).toMatch(/^nix2aci: .*foreign\.nix2aci is not a nix2aci export file: .*\n$/)
+    expect(existsSync(fresh)).toBe(false)
+
+    const other = join(scratch.path, 'other')
+    buildJson(['thin', 'travel/greet', 'sh', 'busybox', '--out-dir', other])
+    const before = snapshotDir(other)
+    const clash = runCli(['import', exportFile, '--out-dir', other])
+    expect(clash.status).toBe(1)
+    expect(clash.stderr).toMatch(
+      /^nix2aci: cannot import travel\/greet: .*travel-greet\.aci is a different image of that name .*\n$/,
+    )
+    expect(snapshotDir(other)).toEqual(before)
+  })
+})
+
+describe('copy', () => {
+  const out = makeTempDir()
+  let image: ReturnType<typeof buildJson>
+  beforeAll(() => {
+    image = buildJson(['thin', 'bb', 'sh', 'busybox', '--out-dir', out.path])
+  })
+  afterAll(() => out.remove())
+
+  // No second host is reachable from a test: the command lines are what can be checked here.
+  it('prints the nix-copy-closure, ssh and scp commands with --dry-run', () => {
+    const run = runCli(['copy', image.image, '--to', 'ssh://deploy@web1/srv/acis', '--dry-run'])
+    expect(run.status, run.stderr).toBe(0)
+    const userEnvironment = execFileSync('readlink', ['-f', image.profile!], { encoding: 'utf8' }).trim()
+    expect(run.stdout.split('\n').filter(Boolean)).toEqual([
+      `nix-copy-closure --to deploy@web1 ${userEnvironment}`,
+      `ssh deploy@web1 'mkdir -p /srv/acis'`,
+      `ssh deploy@web1 'nix-env -p /srv/acis/bb.profile --set ${userEnvironment}'`,
+      `scp -q ${out.path}/bb.mounts deploy@web1:/srv/acis/bb.mounts`,
+      `scp -q ${out.path}/bb.aci deploy@web1:/srv/acis/bb.aci`,
+    ])
+  })
+
+  it('refuses a target that is not ssh:// in one line', () => {
+    const run = runCli(['copy', image.image, '--to', 'web1:/srv'])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(
+      /^nix2aci: cannot copy to web1:\/srv: the target must be ssh:\/\/\[user@\]host\[\/dir\].*\n$/,
+    )
+  })
+})
+
+/** ExecStart='s words as systemd reads them back (systemd.service(5): quotes, C escapes, %% and $$). */
+function systemdWords(line: string): string[] {
+  const words: string[] = []
+  for (const [, quoted, bare] of line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    const word =
+      quoted !== undefined ? quoted.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t' })[c] ?? c) : bare!
+    const unescaped = word.replaceAll('%%', '%')
+    // $ is substituted in arguments only, not in the program's path.
+    words.push(words.length === 0 ? unescaped : unescaped.replaceAll('$$', '$'))
+  }
+  return words
+}
+
+describe('unit', () => {
+  const out = makeTempDir('nix2aci unit $HOME 100% ')
+  let image: ReturnType<typeof buildJson>
+  let rkt: string
+  beforeAll(() => {
+    image = buildJson([
+      ...['thin', 'example.com/web', 'sh', 'busybox', '--out-dir', out.path],
+      ...['--mount', 'data:/var/lib/web', '--volume', 'data=/tmp'],
+      ...['--exec', 'sh -c "ls /var/lib/web >/dev/null && echo served"'],
+    ])
+    // systemd-analyze checks that ExecStart's program exists; rkt need not be installed to write the unit.
+    rkt = join(out.path, 'rkt')
+    writeFileSync(rkt, '#!/bin/sh\n', { mode: 0o755 })
+  })
+  afterAll(() => out.remove())
+
+  it('prints a unit systemd-analyze verify accepts, whose ExecStart runs the image with its volumes', async () => {
+    const run = runCli(['unit', image.image, '--rkt', rkt])
+    expect(run.status, run.stderr).toBe(0)
+    const unit = run.stdout
+    expect(unit).toMatch(/^KillMode=mixed$/m)
+    expect(unit).toMatch(/^Restart=always$/m)
+    const unitFile = join(out.path, 'web.service')
+    writeFileSync(unitFile, unit)
+    const verify = spawnSync('systemd-analyze', ['verify', unitFile], { encoding: 'utf8' })
+    expect(verify.status, verify.stderr).toBe(0)
+    expect(verify.stderr.split('\n').filter((line) => line.includes('web.service'))).toEqual([])
+
+    const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!
+    const words = systemdWords(execStart)
+    expect(words.slice(0, 3)).toEqual([rkt, 'run', '--insecure-options=image'])
+    expect(words.at(-1)).toBe(image.image)
+    // The volumes the unit passes fill every mount point the image has.
+    const mounts = join(out.path, 'from-unit.mounts')
+    writeFileSync(mounts, words.filter((word) => word.startsWith('--volume=')).join(' '))
+    const ran = await runAci(words.at(-1)!, { mounts })
+    expect(ran.stdout.trim(), ran.stderr).toBe('served')
+  })
+
+  it('refuses a service name systemd would not take', () => {
+    const run = runCli(['unit', image.image, '--rkt', rkt, '--name', 'my web'])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toBe("nix2aci: not a systemd service name: 'my web' (letters, digits and :_.\\- only)\n")
+  })
+})
