@@ -1,7 +1,8 @@
 // The two engines, each on its own, and against each other: for one plan, acbuild and the native
 // writer must produce JSON-equal manifests and the same rootfs entries.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   actoolValidate,
@@ -18,7 +19,7 @@ const acbuildInstalled = onPath('acbuild')
 const dirs = { acbuild: makeTempDir(), native: makeTempDir() }
 afterAll(() => Object.values(dirs).forEach((dir) => dir.remove()))
 
-function buildWith(engine: 'acbuild' | 'native', kind: 'thin' | 'fat', ...args: string[]) {
+function buildWith(engine: 'acbuild' | 'native', kind: 'thin' | 'fat' | 'layered', ...args: string[]) {
   const result = buildJson([kind, ...args, '--out-dir', dirs[engine].path, '--engine', engine])
   expect(result.engine).toBe(engine)
   expect(actoolValidate(result.image).status).toBe(0)
@@ -63,13 +64,19 @@ describe('--engine auto', () => {
 })
 
 describe.skipIf(!acbuildInstalled)('acbuild engine against the native engine', () => {
-  for (const kind of ['thin', 'fat'] as const) {
+  for (const kind of ['thin', 'fat', 'layered'] as const) {
     it(`agrees on the manifest and rootfs of a ${kind} two-package image`, () => {
       const args = [`${kind}-agree`, 'sh', 'busybox', 'hello']
       const viaAcbuild = buildWith('acbuild', kind, ...args)
       const viaNative = buildWith('native', kind, ...args)
       expect(viaAcbuild.manifest).toEqual(viaNative.manifest)
       expect(viaAcbuild.entries).toEqual(viaNative.entries)
+      if (kind === 'layered') {
+        // The layers are the native engine's whichever engine writes the app image: the same bytes.
+        const layersOf = (dir: string) =>
+          Object.fromEntries(readdirSync(join(dir, 'layers')).map((f) => [f, readFileSync(join(dir, 'layers', f))]))
+        expect(layersOf(dirs.acbuild.path)).toEqual(layersOf(dirs.native.path))
+      }
     })
   }
 

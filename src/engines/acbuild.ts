@@ -44,6 +44,14 @@ export const writeImage: WriteImage = async (plan, output, { staging, signal }) 
   const calls: Call[] = [
     ['set-name', plan.name],
     ...(await labelsToAdd(workPath, plan.labels)).map((label): Call => ['label', 'add', label.name, label.value]),
+    // A layered image's layers, written by the native engine before, pinned by image ID.
+    ...plan.dependencies.map((dependency): Call => [
+      'dependency',
+      'add',
+      dependency.imageName,
+      ...(dependency.imageID ? ['--image-id', dependency.imageID] : []),
+      ...(dependency.labels ?? []).flatMap((label) => ['--label', `${label.name}=${label.value}`]),
+    ]),
     ...(plan.storePaths.length > 0 ? [['copy-to-dir', ...plan.storePaths, plan.storeDir]] : []),
     ...appCalls(plan.app, isolatorFiles),
     ...plan.annotations.map((annotation): Call => ['annotation', 'add', annotation.name, annotation.value]),
