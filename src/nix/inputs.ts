@@ -202,12 +202,23 @@ async function buildFlakes(
 
 /** Refuses a flake reference where this Nix has no flakes, saying which Nix and flag it needs. */
 async function requireFlakes(ref: string, signal: AbortSignal): Promise<void> {
-  const need = `flake reference ${ref} needs Nix ${FLAKES_SINCE.join('.')} or later (nix build, with --extra-experimental-features 'nix-command flakes')`
-  const { stdout } = await run('nix', ['--version'], { signal }).catch(() => {
-    throw new UserError(`${need}; this Nix has no 'nix' command`)
-  })
-  const version = /(\d+)\.(\d+)(\.\d+)?/.exec(stdout)
-  const [major, minor] = [Number(version?.[1]), Number(version?.[2])]
-  if (!version || major < FLAKES_SINCE[0] || (major === FLAKES_SINCE[0] && minor < FLAKES_SINCE[1]))
-    throw new UserError(`${need}; this is ${stdout.trim() || 'an unknown Nix'}`)
+  const version = await run('nix', ['--version'], { signal }).then(
+    ({ stdout }) => stdout,
+    () => undefined,
+  )
+  const problem = flakesProblem(version)
+  if (problem)
+    throw new UserError(
+      `flake reference ${ref} needs Nix ${FLAKES_SINCE.join('.')} or later (nix build, with --extra-experimental-features 'nix-command flakes'); ${problem}`,
+    )
+}
+
+/** Why the Nix whose `nix --version` said `version` (undefined: no `nix` at all) cannot build flakes. */
+export function flakesProblem(version: string | undefined): string | undefined {
+  if (version === undefined) return "this Nix has no 'nix' command"
+  const [, major, minor] = /(\d+)\.(\d+)/.exec(version)?.map(Number) ?? []
+  const since = FLAKES_SINCE[0] * 1000 + FLAKES_SINCE[1]
+  if (major === undefined || minor === undefined || major * 1000 + minor < since)
+    return `this is ${version.trim() || 'an unknown Nix'}`
+  return undefined
 }

@@ -11,6 +11,7 @@ import {
   matchPackage,
   parseAvailable,
 } from '../../src/nix/selectors.js'
+import { flakesProblem } from '../../src/nix/inputs.js'
 
 const available = parseAvailable(
   JSON.stringify({
@@ -86,5 +87,14 @@ describe('the ways Nix names packages', () => {
     ])
     expect(nixOptionArgs(options, 'flake')).toEqual(['-I', 'fx=./f', '--option', 'max-jobs', '2', '--show-trace'])
     expect(nixOptionArgs(options, 'build')).toEqual(['--option', 'max-jobs', '2'])
+  })
+})
+
+describe('flakes need Nix 2.4', () => {
+  it('says which Nix is there when it is older or has no nix command', () => {
+    expect(flakesProblem('nix (Nix) 2.8.0\n')).toBeUndefined()
+    expect(flakesProblem('nix (Nix) 2.4\n')).toBeUndefined()
+    expect(flakesProblem('nix (Nix) 2.3.16\n')).toBe('this is nix (Nix) 2.3.16')
+    expect(flakesProblem(undefined)).toBe("this Nix has no 'nix' command")
   })
 })
