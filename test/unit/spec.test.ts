@@ -53,3 +53,23 @@ describe('spec fields, from the option table', () => {
     expect('request' in entry && entry.request.app.execArgs).toEqual(['--x'])
   })
 })
+
+describe('layered images in a spec', () => {
+  it('takes "kind": "layered" with maxLayers and layerPrefix, and their defaults', () => {
+    expect(parse({ kind: 'layered', maxLayers: 3, layerPrefix: 'example.com/nix' })).toMatchObject({
+      request: { kind: 'layered', layers: { maxLayers: 3, prefix: 'example.com/nix' } },
+    })
+    expect(parse({ kind: 'layered' })).toMatchObject({
+      request: { layers: { maxLayers: 20, prefix: 'nix2aci.invalid/store' } },
+    })
+  })
+
+  it.each([
+    [{ kind: 'layered', maxLayers: 0 }, "images[0]: --max-layers: expected a positive whole number, not '0'"],
+    [{ kind: 'layered', maxLayers: '5' }, 'images[0].maxLayers: must be a number'],
+    [{ kind: 'fat', maxLayers: 5 }, 'images[0].maxLayers: only a "layered" image has layers'],
+    [{ kind: 'squashed' }, 'images[0].kind: must be "thin", "fat" or "layered"'],
+  ])('refuses %j, naming the field', (fields, error) => {
+    expect(parse(fields)).toEqual({ name: 'x', error: `/s/spec.json: ${error}` })
+  })
+})
