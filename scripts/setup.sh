@@ -13,6 +13,7 @@ packages=(
   busybox-static etcd-server python3-minimal libpython3.11-stdlib patchelf gcc libc6-dev  # fixture sources
   pigz xz-utils bzip2  # compressors for fat images
   gnupg          # image signing
+  systemd        # systemd-analyze verify: the tests check the units nix2aci unit prints
   time           # GNU time: peak memory in npm run bench
 )
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (it installs Debian packages)" >&2; exit 1; fi

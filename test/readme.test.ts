@@ -2,7 +2,7 @@
 // would, so the README cannot drift from what works. They run in a scratch directory that looks like
 // the checkout, so that the ACIs/ they write is never the user's own.
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { runAci } from './harness/run-aci.js'
@@ -138,4 +138,23 @@ describe('README', () => {
     )
     expect(run.stdout).toMatch(/3 built, 0 failed/)
   }
+
+  it('runs its export, import, copy and unit blocks as written: the imported image runs, systemd-analyze takes the unit', async () => {
+    const checkout = scratchCheckout()
+    // systemd-analyze checks that ExecStart's program is there: a stand-in rkt on PATH, where CI has none.
+    const stub = makeTempDir()
+    onTestFinished(() => stub.remove())
+    writeFileSync(join(stub.path, 'rkt'), '#!/bin/sh\n', { mode: 0o755 })
+    const { NIX_PATH: _nixPath, ...hostEnv } = process.env
+    const env = { ...hostEnv, PATH: `${stub.path}:${hostEnv.PATH}`, XDG_CACHE_HOME: testCacheHome }
+    const script = ['travel', 'unit'].map(readmeBlock).join('\n')
+    const run = spawnSync('bash', ['-e', '-c', script], { cwd: checkout, env, encoding: 'utf8' })
+    expect(run.status, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/^imported bb: imported\/bb\.aci/m)
+    expect(run.stdout).toMatch(/^nix-copy-closure --to deploy@web1 \/nix\/store\/\S+-user-environment$/m)
+    const imported = join(checkout, 'imported')
+    const bb = await runAci(join(imported, 'bb.aci'), { mounts: join(imported, 'bb.mounts'), args: ['-c', 'echo ok'] })
+    expect(bb.stdout.trim(), bb.stderr).toBe('ok')
+    expect(readFileSync(join(checkout, 'bb.service'), 'utf8')).toMatch(/^ExecStart=\S+\/rkt run /m)
+  })
 })

@@ -202,6 +202,21 @@ describe('unit', () => {
     expect(ran.stdout.trim(), ran.stderr).toBe('served')
   })
 
+  it("fetches a layered image's layers in ExecStartPre, and systemd-analyze verify accepts it", () => {
+    const layered = buildJson(['layered', 'example.com/hello-layered', 'hello', 'hello', '--out-dir', out.path])
+    const run = runCli(['unit', layered.image, '--rkt', rkt, '--name', 'hello'])
+    expect(run.status, run.stderr).toBe(0)
+    const pre = systemdWords(/^ExecStartPre=(.*)$/m.exec(run.stdout)![1]!)
+    expect(pre.slice(0, 3)).toEqual([rkt, 'fetch', '--insecure-options=image'])
+    const layers = pre.slice(3)
+    expect(layers.length).toBeGreaterThan(0)
+    for (const layer of layers) expect(existsSync(layer), layer).toBe(true)
+    const unitFile = join(out.path, 'hello.service')
+    writeFileSync(unitFile, run.stdout)
+    const verify = spawnSync('systemd-analyze', ['verify', unitFile], { encoding: 'utf8' })
+    expect(verify.status, verify.stderr).toBe(0)
+  })
+
   it('refuses a service name systemd would not take', () => {
     const run = runCli(['unit', image.image, '--rkt', rkt, '--name', 'my web'])
     expect(run.status).toBe(1)

@@ -4,9 +4,8 @@
 // policy, and the app's exec left to the manifest. This module owns the unit's text and systemd's quoting.
 import { resolve } from 'node:path'
 import { readManifest } from './inspect.js'
-import type { Dependency } from './manifest.js'
-import { parseRunWords, rktRun, trustOptions } from './rkt.js'
-import { exists, signatureFileOf } from './files.js'
+import { layerFileOf } from './layers.js'
+import { parseRunWords, rktRun } from './rkt.js'
 import { UserError } from '../util/errors.js'
 
 /** systemd's unit name characters (systemd.unit(5)), without the `.service` suffix. */
@@ -32,12 +31,11 @@ export async function serviceUnit(
   if (!SERVICE_NAME.test(name))
     throw new UserError(`not a systemd service name: '${name}' (letters, digits and :_.\\- only)`)
   if (!options.rkt.startsWith('/')) throw new UserError(`--rkt must be an absolute path: ${options.rkt}`)
-  const { args } = await rktRun(parseRunWords([file], []))
-  const signed = await exists(signatureFileOf(file))
-  // A layered image's layers come by discovery before the pod starts (rkt fetch prints and keeps them).
-  const fetches = (manifest.dependencies ?? []).map((dependency) =>
-    execLine('ExecStartPre', [options.rkt, 'fetch', ...trustOptions(signed), imageString(dependency)]),
-  )
+  const { args, fetchLayers } = await rktRun(parseRunWords([file], []))
+  // A layered image's layers go into rkt's store before the pod starts, from the files beside it, as
+  // `nix2aci run` fetches them: rkt resolves the dependencies by image ID from there.
+  const layers = (manifest.dependencies ?? []).map((dependency) => layerFileOf(file, dependency))
+  const fetch = layers.length > 0 ? [execLine('ExecStartPre', [options.rkt, ...fetchLayers(layers)])] : []
   return [
     `# ${name}.service: save it as /etc/systemd/system/${name}.service, then: systemctl daemon-reload && systemctl start ${name}`,
     '[Unit]',
@@ -47,7 +45,7 @@ export async function serviceUnit(
     '',
     '[Service]',
     'Slice=machine.slice',
-    ...fetches,
+    ...fetch,
     execLine('ExecStart', [options.rkt, ...args]),
     'KillMode=mixed',
     'Restart=always',
@@ -57,14 +55,6 @@ export async function serviceUnit(
     'WantedBy=multi-user.target',
     '',
   ].join('\n')
-}
-
-/** `name:version,label=value` as rkt fetch takes an appc name for discovery. */
-function imageString(dependency: Dependency): string {
-  const labels = dependency.labels ?? []
-  const version = labels.find((label) => label.name === 'version')
-  const others = labels.filter((label) => label !== version).map((label) => `,${label.name}=${label.value}`)
-  return `${dependency.imageName}${version ? `:${version.value}` : ''}${others.join('')}`
 }
 
 function execLine(key: string, [program, ...args]: readonly string[]): string {
