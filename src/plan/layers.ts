@@ -59,21 +59,29 @@ export function checkLayerPrefix(prefix: string): void {
 }
 
 /**
- * One store path per layer while they fit in `maxLayers`; otherwise the most referenced paths
- * (dockerTools' popularity contest: how many paths of the closure refer to each) get layers of
- * their own, `maxLayers - 1` of them, and the rest share the last one. Ties go by path, so the
- * same graph always gives the same layers. `references` maps every path of the closure to the
- * paths it refers to.
+ * One store path per layer while they fit in `maxLayers`; otherwise `maxLayers - 1` paths get layers
+ * of their own and the rest share the last one. First the `packages` (the ones the image was asked
+ * for, which change most from one build to the next: a changed package then rewrites its own layer,
+ * not the shared one), then the most referenced paths (dockerTools' popularity contest: how many
+ * paths of the closure refer to each), so that shared libraries stay shareable between images. Ties
+ * go by path, so the same graph always gives the same layers. `references` maps every path of the
+ * closure to the paths it refers to.
  */
-export function groupLayers(references: ReadonlyMap<string, readonly string[]>, maxLayers: number): string[][] {
+export function groupLayers(
+  references: ReadonlyMap<string, readonly string[]>,
+  maxLayers: number,
+  packages: readonly string[] = [],
+): string[][] {
   const paths = [...references.keys()].sort()
   if (paths.length <= maxLayers) return paths.map((path) => [path])
   const referrers = new Map(paths.map((path) => [path, 0]))
   for (const [path, refs] of references)
     for (const ref of new Set(refs)) if (ref !== path && referrers.has(ref)) referrers.set(ref, referrers.get(ref)! + 1)
-  const byPopularity = [...paths].sort((a, b) => referrers.get(b)! - referrers.get(a)! || (a < b ? -1 : 1))
-  const own = byPopularity.slice(0, maxLayers - 1)
-  const shared = byPopularity.slice(maxLayers - 1).sort()
+  const asked = new Set(packages.filter((path) => referrers.has(path)))
+  const rank = (path: string) => (asked.has(path) ? Infinity : referrers.get(path)!)
+  const ranked = [...paths].sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : 1))
+  const own = ranked.slice(0, maxLayers - 1)
+  const shared = ranked.slice(maxLayers - 1).sort()
   return [...own.map((path) => [path]), shared]
 }
 
@@ -87,8 +95,12 @@ export function imageOwnPaths(userEnvironment: string, references: ReadonlyMap<s
 }
 
 /** The layers of a closure: named, labelled and filed by their store paths alone. */
-export function planLayers(references: ReadonlyMap<string, readonly string[]>, options: LayerOptions): LayerPlan[] {
-  return groupLayers(references, options.maxLayers).map((storePaths) => {
+export function planLayers(
+  references: ReadonlyMap<string, readonly string[]>,
+  options: LayerOptions,
+  packages: readonly string[] = [],
+): LayerPlan[] {
+  return groupLayers(references, options.maxLayers, packages).map((storePaths) => {
     const [hash, ...nameParts] = basename(storePaths[0]!).split('-')
     const single = storePaths.length === 1
     const version = single ? hash! : createHash('sha256').update(storePaths.join('\n')).digest('hex').slice(0, 32)

@@ -36,6 +36,11 @@ describe('groupLayers', () => {
     expect(groupLayers(graph, 1)).toEqual([[...graph.keys()].sort()])
   })
 
+  it("gives the image's own packages layers of their own before the popular paths", () => {
+    // tool is a leaf no path refers to: without this it would share the last layer.
+    expect(groupLayers(graph, 3, [tool])).toEqual([[tool], [glibc], [app, openssl, zlib].sort()])
+  })
+
   it('gives the same layers whatever order the graph lists', () => {
     const reversed = new Map([...graph].reverse())
     expect(groupLayers(reversed, 3)).toEqual(groupLayers(graph, 3))
