@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only thin|fat]`: times nix2aci against baselines measured in the
+// `npm run bench [-- --quick] [-- --only thin|fat|travel]`: times nix2aci against baselines measured in the
 // same run on synthetic closures (fixtures/synthetic.nix) and prints the ratios against the targets.
 // acbuild is timed when it is on PATH (PATH=/opt/acbuild/bin:$PATH npm run bench), or named by
 // ACBUILD=/path/to/acbuild.
@@ -12,6 +12,8 @@
 // Fat: the baseline is `tar -cf - <closure> | gzip -6` of the same data; nix2aci fat --engine native
 // should cost at most 1.0 of it with plain gzip, 0.6 with pigz on 2 cores, and peak under 200 MB
 // whatever the closure size.
+// Travel: nix2aci export then import of a thin image over a 100 MiB closure should cost at most 1.2 of
+// `nix-store --export | nix-store --import` of the same paths.
 //
 // The report always exits 0 (a missed target prints FAIL); only a crash exits non-zero.
 import { spawnSync } from 'node:child_process'
@@ -48,6 +50,7 @@ const TARGET = {
   peakMB: 200,
   peakGrowth: 1.25,
   linearGrowth: 2,
+  travelRatio: 1.2,
 }
 
 /** Sizes and repetitions (medians are taken); the fat closures share a path count so only bytes differ. */
@@ -60,6 +63,7 @@ function plan(quick) {
           { paths: 100, reps: 3 },
         ],
         fat: [fat('100 MiB', 800 * KiB, 2)],
+        travel: { label: '100 MiB', paths: 128, bytesPerPath: 800 * KiB, reps: 2 },
       }
     : {
         thin: [
@@ -72,6 +76,7 @@ function plan(quick) {
           { paths: 3000, reps: 5, linearityOnly: true },
         ],
         fat: [fat('100 MiB', 800 * KiB, 3), fat('1 GiB', 8 * MiB, 2)],
+        travel: { label: '100 MiB', paths: 128, bytesPerPath: 800 * KiB, reps: 5 },
       }
 }
 
@@ -408,6 +413,59 @@ async function benchFat(sizes, tools) {
   return rows
 }
 
+/**
+ * Export and import of a thin image over a closure, against `nix-store --export | nix-store --import`
+ * of the same paths. Both import paths the store has already (deleting them between runs would time
+ * the deletion too): nix-store reads and checks each NAR all the same.
+ */
+async function benchTravel({ label, paths, bytesPerPath, reps }) {
+  const closure = await buildClosure(paths, bytesPerPath)
+  const dir = freshDir()
+  const built = join(dir, 'built')
+  await run([node, cli, 'thin', 'synthetic', 'synthetic', 'synthetic', '-f', closure.file, '--out-dir', built, '-q'])
+  const image = join(built, 'synthetic.aci')
+  const imageClosure = (await run(['nix-store', '-qR', join(built, 'synthetic.profile')])).stdout.trim().split('\n')
+  await warmPageCache(closure)
+  const pipe = async () => {
+    const script = 'nix-store --export "$@" | nix-store --import > /dev/null'
+    return { ms: (await run(['bash', '-o', 'pipefail', '-c', script, 'bash', ...imageClosure])).ms }
+  }
+  const roundTrip = async () => {
+    const at = freshDir()
+    const file = join(at, 'synthetic.nix2aci')
+    const exported = await run([node, cli, 'export', image, '-o', file, '-q'])
+    const imported = await run([node, cli, 'import', file, '--out-dir', join(at, 'imported'), '-q'])
+    rmSync(at, { recursive: true })
+    return { ms: exported.ms + imported.ms }
+  }
+  // What two commands through a file cannot avoid: two Node starts, the export written, then read.
+  const floor = async () => {
+    const at = freshDir()
+    const script =
+      'node -e 0 && nix-store --export "${@:2}" > "$1" && node -e 0 && nix-store --import < "$1" > /dev/null'
+    const { ms } = await run(['bash', '-c', script, 'bash', join(at, 'closure.export'), ...imageClosure])
+    rmSync(at, { recursive: true })
+    return { ms }
+  }
+  const variants = [
+    { name: 'baseline', run: pipe },
+    { name: 'floor', run: floor },
+    { name: 'nix2aci', run: roundTrip },
+  ]
+  for (const variant of variants) await variant.run() // unmeasured: the first runs load from disk
+  const samples = await interleaved(variants, reps, `travel ${label}`)
+  const ms = (name) => median(samples[name].map((sample) => sample.ms))
+  return {
+    label,
+    paths: imageClosure.length,
+    reps,
+    bytes: closure.bytes,
+    baseline: ms('baseline'),
+    floor: ms('floor'),
+    nix2aci: ms('nix2aci'),
+  }
+}
+
 // ---- report ---------------------------------------------------------------------------------------
 
 function progress(message) {
@@ -608,6 +666,37 @@ function reportFat(rows, tools) {
   return checks
 }
 
+function reportTravel(row) {
+  console.log(
+    `\nExport and import of a thin image: median s of ${row.reps} interleaved runs; baseline = nix-store --export <closure> | nix-store --import`,
+  )
+  console.log('  floor = two empty Node starts, nix-store --export > file, then nix-store --import < file')
+  console.log(
+    table(
+      ['closure', 'paths', 'size', 'baseline', 'floor', 'export+import', 'ratio', 'vs floor'],
+      [
+        [
+          row.label,
+          row.paths,
+          formatBytes(row.bytes),
+          seconds(row.baseline),
+          seconds(row.floor),
+          seconds(row.nix2aci),
+          ratio(row.nix2aci / row.baseline),
+          ratio(row.nix2aci / row.floor),
+        ],
+      ],
+    ),
+  )
+  return [
+    {
+      check: `nix2aci export + import of ${row.label} <= ${TARGET.travelRatio}x nix-store --export | --import`,
+      measured: `${ratio(row.nix2aci / row.baseline)}x`,
+      pass: row.nix2aci / row.baseline <= TARGET.travelRatio,
+    },
+  ]
+}
+
 function reportSummary(checks) {
   console.log('\nSummary')
   console.log(
@@ -623,15 +712,22 @@ function reportSummary(checks) {
 
 function options() {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
-  if (values.only !== undefined && !['thin', 'fat'].includes(values.only))
-    throw new Error(`--only takes thin or fat, not ${values.only}`)
+  if (values.only !== undefined && !['thin', 'fat', 'travel'].includes(values.only))
+    throw new Error(`--only takes thin, fat or travel, not ${values.only}`)
   return values
 }
 
 /** What the bench needs before it starts; a missing piece is a crash with the fix in the message. */
 function requirements(only) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with npm ci (or npm run build)`)
-  const needed = ['nix-build', 'nix-env', 'nix-store', 'tar', 'gzip', ...(only === 'thin' ? [] : [gnuTime])]
+  const needed = [
+    'nix-build',
+    'nix-env',
+    'nix-store',
+    'tar',
+    'gzip',
+    ...(only === 'thin' || only === 'travel' ? [] : [gnuTime]),
+  ]
   const missing = needed.filter((command) => !(command.startsWith('/') ? isExecutable(command) : onPath(command)))
   if (missing.length > 0) throw new Error(`not installed: ${missing.join(', ')}`)
 }
@@ -660,8 +756,10 @@ async function main() {
     `  acbuild: ${tools.acbuild ?? 'not installed'}; pigz: ${tools.pigz ?? 'not installed'}; actool: ${tools.actool ? `${tools.actool} (nix2aci validates every image, as by default)` : 'not installed'}`,
   )
   const checks = []
-  if (only !== 'fat') checks.push(...reportThin(await benchThin(sizes.thin, tools), tools))
-  if (only !== 'thin') checks.push(...reportFat(await benchFat(sizes.fat, tools), tools))
+  const runs = (part) => only === undefined || only === part
+  if (runs('thin')) checks.push(...reportThin(await benchThin(sizes.thin, tools), tools))
+  if (runs('fat')) checks.push(...reportFat(await benchFat(sizes.fat, tools), tools))
+  if (runs('travel')) checks.push(...reportTravel(await benchTravel(sizes.travel)))
   reportSummary(checks)
   console.log(`\n(bench took ${seconds(performance.now() - started)})`)
 }

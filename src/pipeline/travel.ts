@@ -1,9 +1,7 @@
 // Thin images to other hosts: export (image + .mounts + closure in one file), import (its inverse, saved
 // as one unit by ./outputs.ts) and copy (nix-copy-closure and scp over SSH).
-import { createWriteStream } from 'node:fs'
-import { readFile, realpath, stat } from 'node:fs/promises'
+import { readFile, realpath, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { exists, profileFileOf, signatureFileOf } from '../aci/files.js'
 import { readImage } from '../aci/inspect.js'
 import { mountsFileOf, parseMountsFile, readMountsFile } from '../aci/mounts.js'
@@ -112,26 +110,22 @@ export async function importImage(
   return withCleanup(
     async () => outputs?.close(),
     async () => {
-      await readExportFile(
-        file,
-        {
-          header: async (found) => {
-            checkImageName(found.name)
-            header = found
-            outputs = new ImageOutputs(outDir, found.name, 'thin')
-            Object.assign(staged, await outputs.open(onWait, signal))
-            const existing = outputs.final.image
-            if ((await exists(existing)) && (await imageIdOf(existing, signal)) !== found.imageId)
-              throw new UserError(
-                `cannot import ${found.name}: ${displayPath(existing)} is a different image of that name (remove it, or import with --out-dir elsewhere)`,
-              )
-          },
-          image: (data) => pipeline(data, createWriteStream(staged.image), { signal }),
-          mounts: (data) => pipeline(data, createWriteStream(staged.mounts), { signal }),
-          closure: async (data) => void (await importClosure(data, signal)),
+      await readExportFile(file, {
+        header: async (found) => {
+          checkImageName(found.name)
+          header = found
+          outputs = new ImageOutputs(outDir, found.name, 'thin')
+          Object.assign(staged, await outputs.open(onWait, signal))
+          const existing = outputs.final.image
+          if ((await exists(existing)) && (await imageIdOf(existing, signal)) !== found.imageId)
+            throw new UserError(
+              `cannot import ${found.name}: ${displayPath(existing)} is a different image of that name (remove it, or import with --out-dir elsewhere)`,
+            )
         },
-        signal,
-      )
+        image: (data) => writeFile(staged.image, data),
+        mounts: (data) => writeFile(staged.mounts, data),
+        closure: async (fd) => void (await importClosure(fd, signal)),
+      })
       const { name, imageId, closure, userEnvironment } = header!
       if ((await imageIdOf(staged.image, signal)) !== imageId)
         throw new UserError(`${file} is damaged: its image.aci is not the image ${imageId.slice(0, 19)}... it names`)

@@ -6,11 +6,20 @@
 //   image.mounts         its volumes (the .mounts file)
 //   closure.nar-export   `nix-store --export` of the closure, streamed by nix-store straight into the file:
 //                        its tar header is written once nix-store is done and its size is known.
+// Both ends read and write the tar headers themselves: the closure never passes through node.
 // This module owns that layout; nothing else knows it.
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { open } from 'node:fs/promises'
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { extract } from 'tar-stream'
 import { STORE_DIR, isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
 
@@ -115,60 +124,80 @@ function ustarHeader(name: string, size: number): Buffer {
 /** What import does with each part, in the file's order; each settles before the next part is read. */
 export interface ExportFileReader {
   header(header: ExportHeader): Promise<void>
-  image(data: AsyncIterable<Buffer>): Promise<void>
-  mounts(data: AsyncIterable<Buffer>): Promise<void>
-  closure(data: AsyncIterable<Buffer>): Promise<void>
+  image(data: Buffer): Promise<void>
+  mounts(data: Buffer): Promise<void>
+  /** `fd` is positioned at the closure's first byte (a child's stdin reads on from there); `size` bytes follow. */
+  closure(fd: number, size: number): Promise<void>
 }
+
+/** More than any header, image or .mounts of a thin image takes: a larger entry is not read into memory. */
+const MAX_ENTRY_BYTES = 256 * 1024 * 1024
 
 /**
- * Reads an export file part by part (the closure streams to its reader, never held in memory),
- * refusing in one line a file that is not one (foreign) or ends early (truncated).
+ * Reads an export file part by part, refusing in one line a file that is not one (foreign) or ends
+ * early (truncated) before its closure goes to the reader. The closure is not read here at all: the
+ * reader's child reads it from the file itself.
  */
-export async function readExportFile(file: string, reader: ExportFileReader, signal?: AbortSignal): Promise<void> {
-  const handle = await open(file).catch((error: NodeJS.ErrnoException) => {
-    throw new UserError(error.code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${error.message}`)
-  })
+export async function readExportFile(file: string, reader: ExportFileReader): Promise<void> {
   const notExport = (why: string) => new UserError(`${file} is not a nix2aci export file: ${why}`)
-  const info = await handle.stat()
-  if (!info.isFile()) {
-    await handle.close()
-    throw notExport('not a regular file')
-  }
-  const tar = extract()
-  const input = handle.createReadStream({ signal })
-  input.on('error', (error) => tar.destroy(error))
-  input.pipe(tar)
-  let seen = 0
+  const truncated = (where: string) => new UserError(`${file} is truncated: it ends in ${where}`)
+  let fd: number
   try {
-    for await (const entry of tar) {
-      const expected = ENTRIES[seen]
-      if (entry.header.name !== expected)
-        throw seen === 0
-          ? notExport(`it starts with '${entry.header.name}'`)
-          : notExport(`unexpected entry '${entry.header.name}'`)
-      const data = entry as AsyncIterable<Buffer> // tar-stream's entries yield Buffers
-      if (seen === 0) await reader.header(parseHeader(await text(data), notExport))
-      else await [reader.image, reader.mounts, reader.closure][seen - 1]!.call(reader, data)
-      entry.resume() // whatever a reader left unread
-      seen++
-    }
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (error) {
-    if (signal?.aborted || error instanceof UserError) throw error
-    const message = messageOf(error)
-    if (/Unexpected end of data|unexpected end/i.test(message)) throw new UserError(`${file} is truncated: ${message}`)
-    if (/Invalid tar header/i.test(message)) throw notExport(seen === 0 ? 'it is not a tar archive' : message)
-    throw error
-  } finally {
-    input.destroy()
+    const { code } = error as NodeJS.ErrnoException
+    throw new UserError(code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${messageOf(error)}`)
   }
-  if (seen < ENTRIES.length)
-    throw seen === 0 ? notExport('it is empty') : new UserError(`${file} is truncated: it ends before ${ENTRIES[seen]}`)
+  try {
+    const info = fstatSync(fd)
+    if (!info.isFile()) throw notExport('it is not a regular file')
+    let position = 0
+    // Reads from the descriptor's own offset, so that a child given it reads on from where this stops.
+    const read = (length: number, where: string) => {
+      const buffer = Buffer.alloc(length)
+      let got = 0
+      while (got < length) {
+        const n = readSync(fd, buffer, got, length - got, null)
+        if (n === 0) throw truncated(where)
+        got += n
+      }
+      position += length
+      return buffer
+    }
+    for (const [index, expected] of ENTRIES.entries()) {
+      if (index === 0 && info.size < BLOCK) throw notExport(info.size === 0 ? 'it is empty' : 'it is not a tar archive')
+      const entry = parseUstarHeader(read(BLOCK, `the header of ${expected}`))
+      if (!entry) throw notExport(index === 0 ? 'it is not a tar archive' : `the header of ${expected} is damaged`)
+      if (entry.name !== expected)
+        throw notExport(index === 0 ? `it starts with '${entry.name}'` : `unexpected entry '${entry.name}'`)
+      if (index === ENTRIES.length - 1) {
+        if (position + entry.size > info.size) throw truncated(expected)
+        await reader.closure(fd, entry.size)
+        break
+      }
+      if (entry.size > MAX_ENTRY_BYTES) throw notExport(`its ${expected} is ${entry.size} bytes`)
+      const data = read(entry.size, expected)
+      read(padding(entry.size), expected)
+      if (index === 0) await reader.header(parseHeader(data.toString('utf8'), notExport))
+      else await (index === 1 ? reader.image(data) : reader.mounts(data))
+    }
+  } finally {
+    closeSync(fd)
+  }
 }
 
-async function text(stream: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8')
+/** A regular file's name and size from a ustar header, or undefined when its checksum or magic is wrong. */
+function parseUstarHeader(block: Buffer): { name: string; size: number } | undefined {
+  if (block.toString('ascii', 257, 262) !== 'ustar') return undefined
+  const stored = parseInt(block.toString('ascii', 148, 156).replace(/\0.*$/, '').trim(), 8)
+  let sum = 0
+  for (const [i, byte] of block.entries()) sum += i >= 148 && i < 156 ? 0x20 : byte
+  if (stored !== sum) return undefined
+  const name = block.toString('utf8', 0, 100).replace(/\0.*$/s, '')
+  let size = 0
+  if (block[124]! & 0x80) for (let i = 125; i < 136; i++) size = size * 256 + block[i]!
+  else size = parseInt(block.toString('ascii', 124, 136).replace(/\0.*$/, '').trim() || '0', 8)
+  return Number.isSafeInteger(size) ? { name, size } : undefined
 }
 
 function parseHeader(text: string, notExport: (why: string) => UserError): ExportHeader {
