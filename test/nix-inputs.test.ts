@@ -136,6 +136,36 @@ let pkgs = import ${fixtures} { }; in
   })
 })
 
+describe('a JSON spec', () => {
+  it('takes the same fields: attr, expr, argstr, and out-links relative to the spec file', async () => {
+    const dir = makeTempDir()
+    try {
+      execFileSync('nix-build', [fixtures, '-A', 'hello', '-o', join(dir.path, 'result')], { stdio: 'ignore' })
+      const spec = join(dir.path, 'spec.json')
+      const images = [
+        { name: 'spec-link', binary: 'hello', packages: ['./result'] },
+        { name: 'spec-attr', binary: 'hello', file: fixtures, attr: ['hello'] },
+        {
+          name: 'spec-expr',
+          binary: 'hello',
+          expr: '{ x }: (import <fx> {}).${x}',
+          argstr: { x: 'hello' },
+          include: ['fx=fixtures'],
+        },
+      ]
+      writeFileSync(spec, JSON.stringify({ outDir: 'out', images }))
+      // `include` is relative to the spec file as well.
+      symlinkSync(fixtures, join(dir.path, 'fixtures'))
+      const run = runCli(['build', spec, '--json'])
+      expect(run.status, run.stderr).toBe(0)
+      const report = JSON.parse(run.stdout) as { images: { result: BuildResult }[] }
+      for (const image of report.images) await sayHello(image.result)
+    } finally {
+      dir.remove()
+    }
+  })
+})
+
 describe('bad input, in one line', () => {
   const scratch = makeTempDir()
   afterAll(() => scratch.remove())

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { evaluateSpecFile } from '../nix/spec-file.js'
-import { NO_NIX_OPTIONS, type NixOptions } from '../nix/selectors.js'
+import { NO_NIX_OPTIONS, isFilePath, type NixOptions } from '../nix/selectors.js'
 import { checkBinary, parseAppOptions } from '../plan/app-options.js'
 import { fieldName, unmetNeed, type OptionDeclaration, type OptionTable, type OptionValues } from '../plan/options.js'
 import { checkImageName, type ImageKind } from '../plan/plan.js'
@@ -118,7 +118,9 @@ function parseImage(
   // With `attr` or `expr`, the packages may be left out, as on the command line.
   const named = values.attr !== undefined || values.expr !== undefined
   const packages = image.packages ?? (named ? [] : undefined)
-  const packageList = language === 'json' ? jsonPackages(packages, where) : nixPackages(packages, where)
+  const given = language === 'json' ? jsonPackages(packages, where) : nixPackages(packages, where)
+  // An out-link (`./result`) is a path like any other in a spec: relative to the spec file.
+  const packageList = given.map((p) => (isFilePath(p) ? relativeTo(baseDir, p) : p))
   if (packageList.length === 0 && !named)
     throw new UserError(
       `${where}.packages: must be a non-empty list of ${language === 'json' ? 'strings' : 'packages'}`,
