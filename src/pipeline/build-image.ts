@@ -142,7 +142,8 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         // The user environment and nix-env's manifest are the image's own (they change with every
         // package list): they go in the app image, and only the packages' paths in layers.
         ownPaths = imageOwnPaths(userEnvironment, references)
-        const packages = references.get(userEnvironment) ?? []
+        // The packages installed: what the user environment and nix-env's manifest refer to.
+        const packages = ownPaths.flatMap((path) => references.get(path) ?? [])
         for (const path of ownPaths) references.delete(path)
         const layerPlans = planLayers(references, { storeDir: STORE_DIR, ...request.layers, ...platform }, packages)
         const { writeLayer } = await import('../engines/native.js')

@@ -49,37 +49,86 @@ export async function stageLayers(
   options: { signal: AbortSignal; sign?: { key?: string }; onLayer?: (file: string) => void },
 ): Promise<LayersResult> {
   await mkdir(folders.staged)
-  const result: LayersResult = { dependencies: [], staged: [], written: [], kept: [] }
   const { signal, sign } = options
-  for (const layer of layers) {
-    signal.throwIfAborted()
+  const stageOne = async (layer: LayerPlan): Promise<StagedLayer> => {
     options.onLayer?.(layer.file)
     const final = join(folders.final, layer.file)
     const staged = join(folders.staged, layer.file)
+    const files = [layer.file, recordFileOf(layer.file)]
     let record = await keptLayer(final, staged, signal)
-    if (record) result.kept.push(layer.file)
-    else {
+    const kept = record !== undefined
+    if (!record) {
       const imageId = await writeLayer(layer, staged, signal)
       const { size } = await stat(staged)
       record = { imageId, sha256: await sha256Of(staged, signal), size }
       await writeFile(recordFileOf(staged), JSON.stringify(record))
-      result.written.push(layer.file)
     }
-    result.staged.push(layer.file, recordFileOf(layer.file))
     if (sign) {
       const signature = signatureFileOf(staged)
-      const kept =
-        result.kept.includes(layer.file) &&
+      const linked =
+        kept &&
         (await link(signatureFileOf(final), signature).then(
           () => true,
           () => false,
         ))
-      if (!kept) await signImage(staged, signature, sign.key, signal)
-      result.staged.push(signatureFileOf(layer.file))
+      if (!linked) await signImage(staged, signature, sign.key, signal)
+      files.push(signatureFileOf(layer.file))
     }
-    result.dependencies.push({ imageName: layer.name, imageID: record.imageId, labels: layer.labels })
+    return { layer, record, kept, files }
   }
-  return result
+  const stagedLayers = await inParallel(layers, LAYERS_AT_ONCE, stageOne, signal)
+  return {
+    dependencies: stagedLayers.map(({ layer, record }) => ({
+      imageName: layer.name,
+      imageID: record.imageId,
+      labels: layer.labels,
+    })),
+    staged: stagedLayers.flatMap(({ files }) => files),
+    written: stagedLayers.filter(({ kept }) => !kept).map(({ layer }) => layer.file),
+    kept: stagedLayers.filter(({ kept }) => kept).map(({ layer }) => layer.file),
+  }
+}
+
+interface StagedLayer {
+  layer: LayerPlan
+  record: LayerRecord
+  kept: boolean
+  files: string[]
+}
+
+/**
+ * Two layers at once: one can be hashed (a kept one) or packed while the other's compressor or
+ * reads wait, on the 2 cores these builds run on.
+ */
+const LAYERS_AT_ONCE = 2
+
+/**
+ * `work` over `items`, at most `limit` at a time; the results in the items' order. A failure stops
+ * new work and is thrown once the work running has settled: nothing writes into staging after.
+ */
+async function inParallel<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+  signal: AbortSignal,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  let failed = false
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      signal.throwIfAborted()
+      const i = next++
+      results[i] = await work(items[i]!).catch((error: unknown) => {
+        failed = true
+        throw error
+      })
+    }
+  }
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker))
+  const failure = settled.find((outcome) => outcome.status === 'rejected')
+  if (failure) throw failure.reason
+  return results
 }
 
 /** The record of the shared layer when its file is what was written, linked into staging; else undefined. */
