@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only thin|fat|travel]`: times nix2aci against baselines measured in the
+// `npm run bench [-- --quick] [-- --only thin|fat|travel|layered]`: times nix2aci against baselines measured in the
 // same run on synthetic closures (fixtures/synthetic.nix) and prints the ratios against the targets.
 // acbuild is timed when it is on PATH (PATH=/opt/acbuild/bin:$PATH npm run bench), or named by
 // ACBUILD=/path/to/acbuild.
@@ -14,6 +14,10 @@
 // whatever the closure size.
 // Travel: nix2aci export then import of a thin image over a 100 MiB closure should cost at most 1.2 of
 // `nix-store --export | nix-store --import` of the same paths.
+// Layered: on a 100-path closure (99 synthetic paths and a one-file `marker` package), a full layered
+// build into a fresh out-dir should cost at most 1.1 of the fat build of the same packages (both gzip,
+// native), a rebuild in that out-dir with the marker changed (one store path: its layer and the app image
+// are new) at most 0.1 of the full build, and the full build peak under 200 MB at 1 GiB.
 //
 // The report always exits 0 (a missed target prints FAIL); only a crash exits non-zero.
 import { spawnSync } from 'node:child_process'
@@ -48,6 +52,8 @@ const TARGET = {
   fatZlib: 1.0,
   fatPigz: 0.6,
   peakMB: 200,
+  layeredFull: 1.1,
+  layeredRebuild: 0.1,
   peakGrowth: 1.25,
   linearGrowth: 2,
   travelRatio: 1.2,
@@ -56,6 +62,7 @@ const TARGET = {
 /** Sizes and repetitions (medians are taken); the fat closures share a path count so only bytes differ. */
 function plan(quick) {
   const fat = (label, bytesPerPath, reps) => ({ label, paths: 128, bytesPerPath, reps })
+  const layered = (label, bytesPerPath, reps) => ({ label, paths: 100, bytesPerPath, reps })
   return quick
     ? {
         thin: [
@@ -64,6 +71,7 @@ function plan(quick) {
         ],
         fat: [fat('100 MiB', 800 * KiB, 2)],
         travel: { label: '100 MiB', paths: 128, bytesPerPath: 800 * KiB, reps: 2 },
+        layered: [layered('100 MiB', 1 * MiB, 2)],
       }
     : {
         thin: [
@@ -77,6 +85,7 @@ function plan(quick) {
         ],
         fat: [fat('100 MiB', 800 * KiB, 3), fat('1 GiB', 8 * MiB, 2)],
         travel: { label: '100 MiB', paths: 128, bytesPerPath: 800 * KiB, reps: 5 },
+        layered: [layered('100 MiB', 1 * MiB, 3), layered('1 GiB', 10 * MiB, 2)],
       }
 }
 
@@ -249,8 +258,14 @@ a end`
  * fresh out-dir. `prefix` wraps it (bwrap to hide pigz); `peak` adds GNU time for the peak RSS in MB,
  * which is that of the largest process in the build (node, pigz, nix-env, actool).
  */
-async function nix2aci(kind, engine, closure, { prefix = [], peak = false } = {}) {
-  const dir = freshDir()
+async function nix2aci(
+  kind,
+  engine,
+  closure,
+  { prefix = [], peak = false, packages = ['synthetic'], args = [], dir } = {},
+) {
+  const keep = dir !== undefined
+  dir ??= freshDir()
   const peakFile = join(dir, 'peak-rss')
   const timeArgv = peak ? [gnuTime, '-f', '%M', '-o', peakFile] : []
   const argv = [
@@ -261,9 +276,10 @@ async function nix2aci(kind, engine, closure, { prefix = [], peak = false } = {}
     kind,
     'synthetic',
     'synthetic',
-    'synthetic',
+    ...packages,
     '-f',
     closure.file,
+    ...args,
     '--out-dir',
     join(dir, 'out'),
     '--engine',
@@ -276,8 +292,9 @@ async function nix2aci(kind, engine, closure, { prefix = [], peak = false } = {}
   if (result.kind !== kind || result.engine !== engine)
     throw new Error(`${shown(argv)} built a ${result.kind} image with ${result.engine}`)
   const peakMB = peak ? (Number(readFileSync(peakFile, 'utf8').trim().split('\n').at(-1)) * KiB) / 1e6 : undefined
-  rmSync(dir, { recursive: true })
-  return { ms, peakMB }
+  if (keep) rmSync(peakFile, { force: true })
+  else rmSync(dir, { recursive: true })
+  return { ms, peakMB, result }
 }
 
 /** The fat baseline: the closure's tar at gzip's level 6, written to a file as nix2aci writes one. */
@@ -464,6 +481,118 @@ async function benchTravel({ label, paths, bytesPerPath, reps }) {
     floor: ms('floor'),
     nix2aci: ms('nix2aci'),
   }
+}
+
+/**
+ * The layered closure: the synthetic one (paths - 1) and a `marker` package whose content `--argstr
+ * marker` sets, both built (and kept) before any timing, so a rebuild changes exactly one store path.
+ */
+async function buildLayeredClosure(paths, bytesPerPath) {
+  const synthetic = await buildClosure(paths - 1, bytesPerPath)
+  const file = join(work, `layered-${paths}x${bytesPerPath}.nix`)
+  writeFileSync(
+    file,
+    `{ marker ? "1" }: (import ${JSON.stringify(synthetic.file)}) // { marker = derivation { name = "marker"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${marker} > $out" ]; }; }\n`,
+  )
+  for (const marker of ['1', '2'])
+    await run([
+      'nix-build',
+      file,
+      '-A',
+      'marker',
+      '--argstr',
+      'marker',
+      marker,
+      '--out-link',
+      join(work, `marker-${marker}`),
+    ])
+  return { ...synthetic, file }
+}
+
+async function benchLayered(sizes) {
+  const rows = []
+  for (const { label, paths, bytesPerPath, reps } of sizes) {
+    const closure = await buildLayeredClosure(paths, bytesPerPath)
+    await warmPageCache(closure)
+    const marker = (value) => ({ packages: ['synthetic', 'marker'], args: ['--argstr', 'marker', value] })
+    const samples = { fat: [], full: [], rebuild: [], written: [] }
+    for (let rep = 0; rep < reps; rep++) {
+      progress(`layered ${label}: repetition ${rep + 1}/${reps}`)
+      samples.fat.push(await nix2aci('fat', 'native', closure, marker('1')))
+      const dir = freshDir()
+      samples.full.push(await nix2aci('layered', 'native', closure, { ...marker('1'), dir, peak: true }))
+      const rebuild = await nix2aci('layered', 'native', closure, { ...marker('2'), dir })
+      samples.rebuild.push(rebuild)
+      samples.written.push(rebuild.result.layers.written.length)
+      rmSync(dir, { recursive: true })
+    }
+    const ms = (name) => median(samples[name].map((sample) => sample.ms))
+    rows.push({
+      label,
+      paths,
+      reps,
+      bytes: closure.bytes,
+      fat: ms('fat'),
+      full: ms('full'),
+      rebuild: ms('rebuild'),
+      peak: Math.max(...samples.full.map((sample) => sample.peakMB)),
+      written: Math.max(...samples.written),
+    })
+  }
+  return rows
+}
+
+function reportLayered(rows) {
+  console.log(
+    `\nLayered builds: median s of ${rows.map((row) => row.reps).join('/')} runs; fat and full layered in fresh out-dirs,`,
+  )
+  console.log(
+    "  rebuild: layered again into the full build's out-dir with one store path (marker) changed; gzip, native",
+  )
+  console.log(
+    table(
+      [
+        'closure',
+        'size',
+        'fat s',
+        'layered s',
+        'layered/fat',
+        'rebuild s',
+        'rebuild/full',
+        'layers rewritten',
+        'peak MB',
+      ],
+      rows.map((row) => [
+        `${row.label} (${row.paths} paths)`,
+        formatBytes(row.bytes),
+        fixed(1)(row.fat / 1000),
+        fixed(1)(row.full / 1000),
+        ratio(row.full / row.fat),
+        fixed(2)(row.rebuild / 1000),
+        ratio(row.rebuild / row.full),
+        row.written,
+        mb(row.peak),
+      ]),
+    ),
+  )
+  const largest = rows.at(-1)
+  return [
+    {
+      check: `layered full / fat <= ${TARGET.layeredFull} at ${largest.label}`,
+      measured: rows.map((row) => `${row.label}: ${ratio(row.full / row.fat)}`).join(', '),
+      pass: largest.full / largest.fat <= TARGET.layeredFull,
+    },
+    {
+      check: `layered rebuild (one path changed) / full <= ${TARGET.layeredRebuild} at ${largest.label}`,
+      measured: rows.map((row) => `${row.label}: ${ratio(row.rebuild / row.full)}`).join(', '),
+      pass: largest.rebuild / largest.full <= TARGET.layeredRebuild,
+    },
+    {
+      check: `layered peak memory < ${TARGET.peakMB} MB`,
+      measured: `${rows.map((row) => mb(row.peak)).join(' / ')} MB`,
+      pass: rows.every((row) => row.peak < TARGET.peakMB),
+    },
+  ]
 }
 
 // ---- report ---------------------------------------------------------------------------------------
@@ -712,8 +841,8 @@ function reportSummary(checks) {
 
 function options() {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
-  if (values.only !== undefined && !['thin', 'fat', 'travel'].includes(values.only))
-    throw new Error(`--only takes thin, fat or travel, not ${values.only}`)
+  if (values.only !== undefined && !['thin', 'fat', 'travel', 'layered'].includes(values.only))
+    throw new Error(`--only takes thin, fat, travel or layered, not ${values.only}`)
   return values
 }
 
@@ -760,6 +889,7 @@ async function main() {
   if (runs('thin')) checks.push(...reportThin(await benchThin(sizes.thin, tools), tools))
   if (runs('fat')) checks.push(...reportFat(await benchFat(sizes.fat, tools), tools))
   if (runs('travel')) checks.push(...reportTravel(await benchTravel(sizes.travel)))
+  if (runs('layered')) checks.push(...reportLayered(await benchLayered(sizes.layered)))
   reportSummary(checks)
   console.log(`\n(bench took ${seconds(performance.now() - started)})`)
 }
