@@ -90,6 +90,16 @@ describe('export and import', () => {
     expect(readdirSync(scratch.path).filter((name) => name.includes('gone'))).toEqual([])
   })
 
+  it('refuses to export a fat image in one line', () => {
+    const fat = buildJson(['fat', 'hello-fat', 'hello', 'hello', '--out-dir', join(scratch.path, 'fat')])
+    const run = runCli(['export', fat.image, '-o', join(scratch.path, 'fat.nix2aci')])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(
+      /^nix2aci: .*hello-fat\.aci is not a thin image \(it is a fat one, self-contained: copy its \.aci\).*\n$/,
+    )
+    expect(existsSync(join(scratch.path, 'fat.nix2aci'))).toBe(false)
+  })
+
   it('refuses a truncated file, a foreign one and a different image of the same name, each in one line, leaving the out-dir as it was', () => {
     const truncated = join(scratch.path, 'truncated.nix2aci')
     writeFileSync(truncated, readFileSync(exportFile))

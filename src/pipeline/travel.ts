@@ -34,7 +34,7 @@ async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment>
   const contents = await readImage(image, signal)
   if (contents.kind !== 'thin')
     throw new UserError(
-      `${image} is a ${contents.kind} image: only a thin image's closure is shipped (a fat one is self-contained: copy its .aci)`,
+      `${image} is not a thin image (it is ${contents.kind === 'fat' ? 'a fat one, self-contained: copy its .aci' : 'neither thin nor fat'}): only a thin image's closure is shipped`,
     )
   const mountsFile = mountsFileOf(image)
   const volumes = await readMountsFile(image)
