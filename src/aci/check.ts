@@ -2,7 +2,7 @@
 // volume for every mount point, the signature beside it), and that this host has every path its
 // volumes name.
 import { validateWithActool } from './actool.js'
-import { exists, signatureFileOf } from './files.js'
+import { exists, missingPaths, signatureFileOf } from './files.js'
 import { layerProblems } from './layers.js'
 import { readImage, type ImageContents } from './inspect.js'
 import { NotAnImageFile } from './read.js'
@@ -63,7 +63,7 @@ export async function checkImage(image: string, signal?: AbortSignal): Promise<C
   let missingMountSources: string[] = []
   if (contents) {
     const volumes = await mountVolumes(image, contents, problems, warnings)
-    missingMountSources = await missing(volumes.map((volume) => volume.source))
+    missingMountSources = await missingPaths(volumes.map((volume) => volume.source))
     if (missingMountSources.length > 0) problems.push(`${MISSING_SOURCES}: ${missingMountSources.join(' ')}`)
   }
   const signature = readable ? await checkSignature(image, problems, signal) : 'none'
@@ -136,11 +136,6 @@ async function mountVolumes(
 function listed(items: string[]): string {
   const shown = items.slice(0, 5).join(', ')
   return items.length > 5 ? `${shown} and ${items.length - 5} more` : shown
-}
-
-async function missing(paths: string[]): Promise<string[]> {
-  const present = await Promise.all(paths.map(exists))
-  return paths.filter((_, i) => !present[i])
 }
 
 async function checkSignature(

@@ -9,6 +9,12 @@ export function exists(path: string): Promise<boolean> {
   )
 }
 
+/** Those of `paths` that do not exist, in their order. */
+export async function missingPaths(paths: readonly string[]): Promise<string[]> {
+  const present = await Promise.all(paths.map(exists))
+  return paths.filter((_, i) => !present[i])
+}
+
 /** `<name>.aci.asc`: the detached signature rkt looks for beside the image. */
 export function signatureFileOf(image: string): string {
   return `${image}.asc`

@@ -6,7 +6,7 @@ import { dirname, join, posix } from 'node:path'
 import type { Header } from 'tar-stream'
 import { layerFileName, layersFolderOf, recordFileOf, STORE_PATHS_ANNOTATION, versionOf } from '../plan/layers.js'
 import { UserError } from '../util/errors.js'
-import { exists, signatureFileOf } from './files.js'
+import { exists, missingPaths, signatureFileOf } from './files.js'
 import { readImage, readManifest, type ImageContents } from './inspect.js'
 import type { Dependency, ImageManifest } from './manifest.js'
 
@@ -17,9 +17,7 @@ export function layerFileOf(image: string, dependency: Dependency): string {
 
 /** The files of an image's layers that are not there: what `run` refuses to start without. */
 export async function missingLayers(image: string, manifest: ImageManifest): Promise<string[]> {
-  const files = (manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency))
-  const present = await Promise.all(files.map(exists))
-  return files.filter((_, i) => !present[i])
+  return missingPaths((manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency)))
 }
 
 export interface LayerSummary {

@@ -2,7 +2,7 @@
 // as one unit by ./outputs.ts) and copy (nix-copy-closure and scp over SSH).
 import { readFile, realpath, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { exists, profileFileOf, signatureFileOf } from '../aci/files.js'
+import { exists, missingPaths, profileFileOf, signatureFileOf } from '../aci/files.js'
 import { readImage } from '../aci/inspect.js'
 import { mountsFileOf, parseMountsFile, readMountsFile } from '../aci/mounts.js'
 import { imageIdOf } from '../aci/read.js'
@@ -135,8 +135,7 @@ export async function importImage(
           `${file} did not bring its whole closure: ${invalid.length} paths missing, first ${invalid[0]}`,
         )
       const volumes = parseMountsFile(await readFile(staged.mounts, 'utf8'), `${file}: image.mounts`)
-      const present = await Promise.all(volumes.map((volume) => exists(volume.source)))
-      const missing = volumes.filter((_, i) => !present[i]).map((volume) => volume.source)
+      const missing = await missingPaths(volumes.map((volume) => volume.source))
       if (missing.length > 0)
         throw new UserError(
           `cannot import ${name}: ${missing.length} mount sources missing on this host, first ${missing[0]}`,

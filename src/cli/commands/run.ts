@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { exists } from '../../aci/files.js'
+import { missingPaths } from '../../aci/files.js'
 import { readManifest } from '../../aci/inspect.js'
 import { layerFileOf, missingLayers } from '../../aci/layers.js'
 import { displayPath } from '../../util/paths.js'
@@ -44,8 +44,7 @@ export function addRunCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs 
       const rkt = findOnPath('rkt')
       if (!rkt)
         throw new UserError('rkt is not installed (not on PATH); --dry-run prints the command line it would run')
-      const present = await Promise.all(volumes.map((volume) => exists(volume.source)))
-      const missing = volumes.filter((_, i) => !present[i]).map((volume) => volume.source)
+      const missing = await missingPaths(volumes.map((volume) => volume.source))
       if (missing.length > 0)
         throw new UserError(
           `cannot run ${request.image}: ${missing.length} mount sources missing on this host: ${missing.slice(0, 3).join(' ')}${missing.length > 3 ? ' ...' : ''} (nix2aci validate lists them)`,
