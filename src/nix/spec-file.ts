@@ -5,20 +5,10 @@ import { checkArgExpressions } from './inputs.js'
 import { nixError } from './profile.js'
 import { nixOptionArgs, type NixOptions } from './selectors.js'
 
-/** A package of a Nix spec, as the evaluation hands it over: its derivation and the outputs to install. */
-export interface EvaluatedPackage {
-  drvPath: string
-  outputs: string[]
-}
-
-/** What stands for anything in `packages` that is neither a package nor a string, to name its type. */
-export interface NotAPackage {
-  notAPackage: string
-}
-
 /**
  * Loads the spec (calling it with the `--arg`s it asks for, if it is a function) and renders each
- * image's packages as their derivations: JSON has no packages, and a derivation would otherwise
+ * image's packages as `{ drvPath, outputs }` (anything else neither a package nor a string as
+ * `{ notAPackage = TYPE }`, which pipeline/spec.ts reads): JSON has no packages, and a derivation would otherwise
  * come out as its output path, which need not exist. Fields are left as the file gives them, for
  * the spec checker to judge; given as -E, the wrapper's frames in a trace read «string».
  */
