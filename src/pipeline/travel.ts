@@ -10,9 +10,16 @@ import { closureOf, requireNix } from '../nix/profile.js'
 import { isStorePath } from '../nix/selectors.js'
 import { copyClosureCommand, exportClosure, importClosure, invalidPaths, setProfile } from '../nix/transport.js'
 import { checkImageName, type HostVolume } from '../plan/plan.js'
-import { readExportFile, writeExportFile, type ExportHeader } from '../transport/export-file.js'
+import {
+  EXPORT_FORMAT,
+  EXPORT_VERSION,
+  readExportFile,
+  writeExportFile,
+  type ExportHeader,
+} from '../transport/export-file.js'
 import { withCleanup } from '../util/cancel.js'
 import { UserError } from '../util/errors.js'
+import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
 import type { Lock } from '../util/lock.js'
 import { displayPath } from '../util/paths.js'
 import { shellQuote } from '../util/shell.js'
@@ -71,8 +78,8 @@ export interface ExportResult {
 export async function exportImage(image: string, file: string, signal: AbortSignal): Promise<ExportResult> {
   const shipment = await shipmentOf(image, signal)
   const header: ExportHeader = {
-    format: 'nix2aci-export',
-    version: 1,
+    format: EXPORT_FORMAT,
+    version: EXPORT_VERSION,
     name: shipment.name,
     kind: 'thin',
     imageId: shipment.imageId,
@@ -178,4 +185,18 @@ export async function copyCommands(image: string, target: string, signal: AbortS
     ...(signed ? [['scp', '-q', signature, remote(basename(signature))]] : []),
     ['scp', '-q', image, remote(basename(image))],
   ]
+}
+
+/** Runs `copyCommands`' commands in order; the first that fails stops the copy, named in one line. */
+export async function runCopyCommands(commands: readonly string[][], signal: AbortSignal): Promise<void> {
+  for (const words of commands) {
+    const [command, ...args] = words as [string, ...string[]]
+    if (!findOnPath(command)) throw new UserError(`copy needs ${command}, which is not on PATH`)
+    await run(command, args, { signal }).catch((error: unknown) => {
+      if (!(error instanceof CommandError)) throw error
+      throw new UserError(
+        `copy: ${shellQuote(words).slice(0, 200)} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`,
+      )
+    })
+  }
 }

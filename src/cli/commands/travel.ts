@@ -1,7 +1,6 @@
 // `nix2aci export`, `import`, `copy` and `unit`: thin images to other hosts by Nix's own transport,
 // and images run as systemd services.
-import { UserError } from '../../util/errors.js'
-import { CommandError, errorLine, findOnPath, run } from '../../util/exec.js'
+import { findOnPath } from '../../util/exec.js'
 import { displayPath } from '../../util/paths.js'
 import { shellQuote } from '../../util/shell.js'
 import type { GlobalArgs } from '../main.js'
@@ -65,20 +64,11 @@ export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalA
           })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands instead' }),
       async (argv) => {
-        const { copyCommands, parseSshTarget } = await import('../../pipeline/travel.js')
+        const { copyCommands, parseSshTarget, runCopyCommands } = await import('../../pipeline/travel.js')
         parseSshTarget(argv.to, argv.aci) // a bad target is refused before anything else is read
         const commands = await copyCommands(argv.aci, argv.to, signal)
         if (argv.dryRun) return void process.stdout.write(commands.map((words) => `${shellQuote(words)}\n`).join(''))
-        for (const words of commands) {
-          const [command, ...args] = words as [string, ...string[]]
-          if (!findOnPath(command)) throw new UserError(`copy needs ${command}, which is not on PATH`)
-          await run(command, args, { signal }).catch((error: unknown) => {
-            if (!(error instanceof CommandError)) throw error
-            throw new UserError(
-              `copy: ${shellQuote(words).slice(0, 200)} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`,
-            )
-          })
-        }
+        await runCopyCommands(commands, signal)
         if (!argv.quiet) process.stdout.write(`copied ${displayPath(argv.aci)} to ${argv.to}\n`)
       },
     )
