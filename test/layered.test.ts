@@ -1,9 +1,10 @@
 // Layered images: the closure in layer images shared by every image of the out-dir.
-import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
+import { runAci } from './harness/run-aci.js'
 import {
   actoolValidate,
   buildJson,
@@ -12,6 +13,7 @@ import {
   makeTempDir,
   onPath,
   runCli,
+  snapshotDir,
   writeShellPackage,
 } from './helpers/cli.js'
 
@@ -53,6 +55,72 @@ describe('nix2aci layered', () => {
     expect(glibcOf(hello.image).imageID).toBe(imageIdOf(join(layers, glibcFile)))
     for (const file of [hello.image, etcd.image, ...readdirSync(layers).filter((f) => f.endsWith('.aci'))])
       expect(actoolValidate(file.startsWith('/') ? file : join(layers, file)).status).toBe(0)
+  })
+
+  it('runs under the harness from its layers alone, printing what the fat image prints', async () => {
+    const dir = makeTempDir()
+    try {
+      const args = ['-c', 'echo from-sh; python3 -c "import json; print(json.dumps([1]))"; cat /etc/hosts']
+      const packages = ['sh', 'busybox', 'python3']
+      const image = layered('example.com/bbpython', packages[0]!, packages.slice(1), ['--no-resolv-conf'], dir.path)
+      const fat = buildJson([
+        'fat',
+        'bbpython',
+        ...packages,
+        '--no-resolv-conf',
+        '--engine',
+        'native',
+        '--out-dir',
+        dir.path,
+      ])
+      const viaLayers = await runAci(image.image, { args, images: join(dir.path, 'layers') })
+      const viaFat = await runAci(fat.image, { args })
+      expect(viaLayers.stdout).toMatch(/^from-sh\n\[1\]\n127\.0\.0\.1\tlocalhost/)
+      expect(viaLayers.stdout).toBe(viaFat.stdout)
+      expect(viaLayers.status).toBe(0)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('running out of disk space mid-layer leaves no layer, whole or half, and the earlier image intact', (context) => {
+    const dir = makeTempDir()
+    const small = join(dir.path, 'small')
+    mkdirSync(small)
+    // Room for hello's layers (glibc's is 2 MiB), not for python3's.
+    const size = 6 * 1024 * 1024
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', small]).status === 0
+    if (!mounted) {
+      dir.remove()
+      return context.skip('cannot mount a tmpfs here (needs root): no small file system to fill')
+    }
+    try {
+      layered('example.com/app', 'hello', ['hello'], ['--no-resolv-conf'], small)
+      const snapshot = () => ({
+        top: readdirSync(small).sort(),
+        layers: snapshotDir(join(small, 'layers')),
+        image: readFileSync(join(small, 'example.com-app.aci')),
+      })
+      const before = snapshot()
+      const run = runCli([
+        'layered',
+        'example.com/app',
+        'python3',
+        'python3',
+        '--out-dir',
+        small,
+        '--engine',
+        'native',
+        '--quiet',
+      ])
+      expect(run.status).toBe(1)
+      expect(run.stderr.trim().split('\n')).toHaveLength(1)
+      expect(run.stderr).toMatch(/ENOSPC|no space/i)
+      expect(snapshot()).toEqual(before)
+    } finally {
+      execFileSync('umount', [small])
+      dir.remove()
+    }
   })
 
   it('holds the user environment itself, and no store path a layer has', () => {

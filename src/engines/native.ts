@@ -45,20 +45,41 @@ const inMemory: Sink = async (tar, output) => {
   return createHash('sha512').update(bytes).digest('hex')
 }
 
-const streamed: Sink = async (tar, output, compression, signal) => {
-  const hash = createHash('sha512')
-  const hashTap = new Transform({
+const streamed: Sink = (tar, output, compression, signal) =>
+  streamHashed(tar, output, compression, signal).then(({ tarHash }) => tarHash)
+
+/** A tap that hashes what flows through it. */
+function hashing(algorithm: string): { tap: Transform; digest: () => string } {
+  const hash = createHash(algorithm)
+  const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk)
       done(null, chunk)
     },
   })
+  return { tap, digest: () => hash.digest('hex') }
+}
+
+/** Streams the tar through the compressor into `output`: the tar's sha512 and the file's sha256 (hex). */
+async function streamHashed(
+  tar: Pack,
+  output: string,
+  compression: Compression,
+  signal: AbortSignal,
+): Promise<{ tarHash: string; fileHash: string }> {
+  const tarHash = hashing('sha512')
+  const fileHash = hashing('sha256')
   // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
   const pigz = compression === 'gzip' ? findOnPath('pigz') : undefined
-  await pipeline(tar, hashTap, compressor(compression, { pigz, signal }), createWriteStream(output, { flags: 'wx' }), {
-    signal,
-  })
-  return hash.digest('hex')
+  await pipeline(
+    tar,
+    tarHash.tap,
+    compressor(compression, { pigz, signal }),
+    fileHash.tap,
+    createWriteStream(output, { flags: 'wx' }),
+    { signal },
+  )
+  return { tarHash: tarHash.digest(), fileHash: fileHash.digest() }
 }
 
 type Header = Partial<TarHeader> & Pick<TarHeader, 'name'>
@@ -78,15 +99,20 @@ function rootHeader(name: string, type: Header['type'], mode: number): Header {
 
 /**
  * Writes a layer: always gzip (pigz when installed), whatever the app image's compression, so
- * that every image sharing the layer shares its file too. Resolves to its image ID.
+ * that every image sharing the layer shares its file too. Resolves to its image ID and the sha256
+ * of the file, hashed as it is written (a second read of a large layer would cost as much again).
  */
-export async function writeLayer(layer: LayerPlan, output: string, signal: AbortSignal): Promise<string> {
+export async function writeLayer(
+  layer: LayerPlan,
+  output: string,
+  signal: AbortSignal,
+): Promise<{ imageId: string; sha256: string }> {
   const pack = tarPack()
-  const writing = streamed(pack, output, 'gzip', signal)
+  const writing = streamHashed(pack, output, 'gzip', signal)
   const packing = packContents(pack, layerManifest(layer), layer).then(() => pack.finalize())
   packing.catch((error: Error) => pack.destroy(error))
-  const [, tarHash] = await Promise.all([packing, writing])
-  return `sha512-${tarHash}`
+  const [, { tarHash, fileHash }] = await Promise.all([packing, writing])
+  return { imageId: `sha512-${tarHash}`, sha256: fileHash }
 }
 
 function packImage(pack: Pack, plan: ImagePlan): Promise<void> {

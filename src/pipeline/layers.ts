@@ -36,7 +36,12 @@ interface Folders {
   staged: string
 }
 
-export type WriteLayer = (layer: LayerPlan, output: string, signal: AbortSignal) => Promise<string>
+/** Writes a layer's file; resolves to its image ID and the sha256 of the file. */
+export type WriteLayer = (
+  layer: LayerPlan,
+  output: string,
+  signal: AbortSignal,
+) => Promise<{ imageId: string; sha256: string }>
 
 /**
  * Stages every layer: a kept one as a hard link to the shared file, so that a `prune` running
@@ -58,9 +63,8 @@ export async function stageLayers(
     let record = await keptLayer(final, staged, signal)
     const kept = record !== undefined
     if (!record) {
-      const imageId = await writeLayer(layer, staged, signal)
-      const { size } = await stat(staged)
-      record = { imageId, sha256: await sha256Of(staged, signal), size }
+      const { imageId, sha256 } = await writeLayer(layer, staged, signal)
+      record = { imageId, sha256, size: (await stat(staged)).size }
       await writeFile(recordFileOf(staged), JSON.stringify(record))
     }
     if (sign) {
@@ -153,7 +157,7 @@ async function keptLayer(final: string, staged: string, signal: AbortSignal): Pr
   }
 }
 
-export async function sha256Of(file: string, signal: AbortSignal): Promise<string> {
+async function sha256Of(file: string, signal: AbortSignal): Promise<string> {
   const hash = createHash('sha256')
   await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), hash, { signal })
   return hash.digest('hex')
