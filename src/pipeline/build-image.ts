@@ -4,7 +4,7 @@ import { realpath, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
 import { join } from 'node:path'
 import { actoolInstalled, validateWithActool } from '../aci/actool.js'
-import { mountsTooLongWarning } from '../aci/mounts.js'
+import { formatMountsFile, mountsTooLongWarning } from '../aci/mounts.js'
 import { rktRunCommand } from '../aci/rkt.js'
 import { requireCompressor, type Compression } from '../aci/compression.js'
 import { checkSigningKey, signImage } from '../aci/sign.js'
@@ -24,7 +24,6 @@ import { checkInputs, describeInputs, installInputs, type PackageInputs } from '
 import { STORE_DIR, defaultExpression } from '../nix/selectors.js'
 import { checkBinary, type AppOptions } from '../plan/app-options.js'
 import { appcArch } from '../plan/appc.js'
-import { mountsFileContent } from '../plan/manifest.js'
 import { checkImageName, planImage, type ImageFacts, type ImageKind } from '../plan/plan.js'
 import { withCleanup } from '../util/cancel.js'
 import { displayPath } from '../util/paths.js'
@@ -182,7 +181,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
         request.validate &&
           actoolInstalled() &&
           progress.step('Validating with actool', () => validateWithActool(staged.image, signal)),
-        hasVolumes && writeFile(staged.mounts, mountsFileContent(plan)),
+        hasVolumes && writeFile(staged.mounts, formatMountsFile(plan.volumes)),
       ])
       if (validation.status === 'rejected') throw validation.reason
       if (mountsWrite.status === 'rejected') throw outputs.writeError(mountsWrite.reason)

@@ -1,7 +1,6 @@
 // The appc image manifest a plan stands for: what the native engine writes, and what acbuild
 // must produce from the same plan. Empty lists are left out, as acbuild leaves them out.
 import type { ImageManifest } from '../aci/manifest.js'
-import { formatMountsFile } from '../aci/mounts.js'
 import type { LayerPlan } from './layers.js'
 import type { ImagePlan } from './plan.js'
 
@@ -47,9 +46,4 @@ export function layerManifest(layer: LayerPlan): ImageManifest {
     labels: layer.labels,
     annotations: layer.annotations,
   }
-}
-
-/** The `.mounts` file for the plan's host volumes (its format is aci/mounts.ts's). */
-export function mountsFileContent(plan: ImagePlan): string {
-  return formatMountsFile(plan.volumes)
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseAppOptions, type AppOptions } from '../../src/plan/app-options.js'
-import { imageManifest, mountsFileContent } from '../../src/plan/manifest.js'
+import { formatMountsFile } from '../../src/aci/mounts.js'
+import { imageManifest } from '../../src/plan/manifest.js'
 import {
   MAX_IMAGE_NAME,
   checkImageName,
@@ -106,7 +107,7 @@ describe('image plan', () => {
         { name: 'resolv-conf', path: '/etc/resolv.conf', readOnly: true },
       ],
     })
-    const mounts = mountsFileContent(plan)
+    const mounts = formatMountsFile(plan.volumes)
     expect(mounts.endsWith('\n')).toBe(true)
     expect(mounts.trim().split(' ')).toContain('--volume=resolv-conf,kind=host,source=/etc/resolv.conf,readOnly=true')
     expect(mounts.trim().split(' ')).toHaveLength(4)
@@ -140,7 +141,7 @@ describe('plan with manifest options', () => {
     const plan = planImage(facts, { ...options, kind: 'fat', app })
     const manifest = imageManifest(plan) as { app: { mountPoints: unknown[] } }
     expect(manifest.app.mountPoints.at(-1)).toEqual({ name: 'data', path: '/data' })
-    expect(mountsFileContent(plan)).toMatch(/--volume=data,kind=host,source=\/srv\n$/)
+    expect(formatMountsFile(plan.volumes)).toMatch(/--volume=data,kind=host,source=\/srv\n$/)
   })
 
   it('refuses a user mount named like one the plan declares', () => {
