@@ -4,7 +4,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises'
 import { dirname, join, posix } from 'node:path'
 import type { Header } from 'tar-stream'
-import { layerFileName, layersFolderOf, recordFileOf, STORE_PATHS_ANNOTATION, versionOf } from '../plan/layers.js'
+import { dependencyFileName, layersFolderOf, recordFileOf, STORE_PATHS_ANNOTATION } from '../plan/layers.js'
 import { UserError } from '../util/errors.js'
 import { exists, missingPaths, signatureFileOf } from './files.js'
 import { readImage, readManifest, type ImageContents } from './inspect.js'
@@ -12,7 +12,7 @@ import type { Dependency, ImageManifest } from './manifest.js'
 
 /** Where a dependency's file is, for an image in `outDir`. */
 export function layerFileOf(image: string, dependency: Dependency): string {
-  return join(layersFolderOf(dirname(image)), layerFileName(dependency.imageName, versionOf(dependency.labels) ?? ''))
+  return join(layersFolderOf(dirname(image)), dependencyFileName(dependency))
 }
 
 /** The files of an image's layers that are not there: what `run` refuses to start without. */
@@ -152,7 +152,7 @@ export async function pruneLayers(outDir: string): Promise<PruneResult> {
   const used = new Set<string>()
   for (const image of await imagesIn(outDir))
     for (const dependency of image.dependencies)
-      used.add(layerFileName(dependency.imageName, versionOf(dependency.labels) ?? ''))
+      used.add(dependencyFileName(dependency))
   const result: PruneResult = { removed: [], bytes: 0 }
   for (const name of candidates.filter((candidate) => !used.has(candidate))) {
     const file = join(folder, name)

@@ -130,7 +130,7 @@ export function layerFileName(name: string, version: string): string {
 export const recordFileOf = (layerFile: string) => `${layerFile}.id`
 
 /** The version label of a dependency: what, with its name, files it in the layers folder. */
-export function versionOf(labels: readonly NameValue[] | undefined): string | undefined {
+function versionOf(labels: readonly NameValue[] | undefined): string | undefined {
   return labels?.find((label) => label.name === 'version')?.value
 }
 
@@ -139,9 +139,12 @@ export function layersFolderOf(outDir: string): string {
   return `${outDir}/layers`
 }
 
+/** A dependency's file name in the layers folder, from its name and version label. */
+export function dependencyFileName(dependency: Dependency): string {
+  return layerFileName(dependency.imageName, versionOf(dependency.labels) ?? '')
+}
+
 /** The files of the layers an image depends on, in its layers folder, in the order they render. */
 export function layerFilesOf(folder: string, dependencies: readonly Dependency[]): string[] {
-  return dependencies.map(
-    (dependency) => `${folder}/${layerFileName(dependency.imageName, versionOf(dependency.labels) ?? '')}`,
-  )
+  return dependencies.map((dependency) => `${folder}/${dependencyFileName(dependency)}`)
 }
