@@ -62,7 +62,7 @@ export const writeImage: WriteImage = async (plan, output, { staging, signal }) 
     await acbuild([...calls, write])
   } else {
     await acbuild(calls)
-    await acbuild([await withSupplementaryGIDs(acbuild, plan.app.supplementaryGIDs, staging), write])
+    await acbuild([await withSupplementaryGIDs(workPath, plan.app.supplementaryGIDs, staging), write])
   }
   return { imageId: await imageIdOf(output, signal) }
 }
@@ -128,10 +128,7 @@ function groupSpawn(signal: AbortSignal): typeof spawn {
  * so the plan's order holds once the rest are added in order.
  */
 async function labelsToAdd(workPath: string, labels: NameValue[]): Promise<NameValue[]> {
-  const begun = JSON.parse(await readFile(join(workPath, '.acbuild/currentaci/manifest'), 'utf8')) as {
-    labels?: NameValue[]
-  }
-  const set = begun.labels ?? []
+  const set = (await manifestSoFar(workPath)).labels ?? []
   const same = labels.findIndex((label, i) => label.name !== set[i]?.name || label.value !== set[i]?.value)
   const kept = same < 0 ? labels.length : same
   // Only a whole prefix of begin's labels in begin's order can be kept; anything else is added again.
@@ -168,14 +165,22 @@ function appCalls(app: AppPlan, isolatorFiles: string[]): Call[] {
   ]
 }
 
+/** The manifest acbuild keeps in its work path, as its calls so far left it (what `cat-manifest` prints). */
+async function manifestSoFar(workPath: string): Promise<{ labels?: NameValue[]; app?: Record<string, unknown> }> {
+  return JSON.parse(await readFile(join(workPath, '.acbuild/currentaci/manifest'), 'utf8')) as {
+    labels?: NameValue[]
+    app?: Record<string, unknown>
+  }
+}
+
 /**
  * acbuild 0.4.0 has no subcommand for supplementary GIDs: the manifest acbuild has so far, with
  * them added, goes back through `replace-manifest`, which validates it as every subcommand does.
  * Returns that call.
  */
-async function withSupplementaryGIDs(acbuild: Acbuild, gids: number[], staging: string): Promise<Call> {
-  const manifest = JSON.parse(await acbuild([['cat-manifest']])) as { app: Record<string, unknown> }
-  manifest.app.supplementaryGIDs = gids
+async function withSupplementaryGIDs(workPath: string, gids: number[], staging: string): Promise<Call> {
+  const manifest = await manifestSoFar(workPath)
+  manifest.app = { ...manifest.app, supplementaryGIDs: gids }
   const file = join(staging, 'manifest-with-supplementary-gids.json')
   await writeFile(file, JSON.stringify(manifest))
   return ['replace-manifest', file]
