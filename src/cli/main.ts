@@ -8,6 +8,7 @@ import { UsageError, UserError, messageOf } from '../util/errors.js'
 import { addBuildCommand } from './commands/build.js'
 import { addImageCommand } from './commands/image.js'
 import { addInspectCommands, addPruneCommand } from './commands/inspect.js'
+import { addPublishCommand } from './commands/publish.js'
 import { addRunCommand } from './commands/run.js'
 import { addTravelCommands } from './commands/travel.js'
 
@@ -44,6 +45,7 @@ const COMMANDS = [
   'import',
   'copy',
   'unit',
+  'publish',
 ] as const
 
 /** What a program's command line is made of; nix2aci and each legacy script have one. */
@@ -73,6 +75,7 @@ const NIX2ACI: CommandLine = {
     cli = addPruneCommand(cli)
     cli = addBuildCommand(cli, signal)
     cli = addTravelCommands(cli, signal)
+    cli = addPublishCommand(cli, signal)
     return cli
       .demandCommand(1, `Name a command: ${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)}`)
       .completion('completion', 'Print a bash or zsh completion script: nix2aci completion >> ~/.bashrc')
