@@ -157,4 +157,25 @@ describe('README', () => {
     expect(bb.stdout.trim(), bb.stderr).toBe('ok')
     expect(readFileSync(join(checkout, 'bb.service'), 'utf8')).toMatch(/^ExecStart=\S+\/rkt run /m)
   })
+
+  it('runs its publish block as written: the image, its signature, the key and the pages', () => {
+    const checkout = scratchCheckout()
+    const key = makeThrowawayKey('You <you@example.com>')
+    onTestFinished(() => key.remove())
+    const { NIX_PATH: _nixPath, ...hostEnv } = process.env
+    const env = { ...hostEnv, GNUPGHOME: key.home, XDG_CACHE_HOME: testCacheHome }
+    const run = spawnSync('bash', ['-e', '-c', readmeBlock('publish')], { cwd: checkout, env, encoding: 'utf8' })
+    expect(run.status, run.stderr).toBe(0)
+    const tree = join(checkout, 'public', 'apps')
+    expect(readdirSync(tree).sort()).toEqual([
+      'hello',
+      'hello-1.0-linux-amd64.aci',
+      'hello-1.0-linux-amd64.aci.asc',
+      'index.html',
+      'pubkeys.gpg',
+    ])
+    expect(readFileSync(join(tree, 'hello', 'index.html'), 'utf8')).toContain(
+      '<meta name="ac-discovery" content="example.com/apps https://{name}-{version}-{os}-{arch}.{ext}">',
+    )
+  })
 })

@@ -89,7 +89,11 @@ export async function publish(images: readonly string[], options: PublishOptions
   }
   const pubkeys = join(options.to, PUBKEYS_FILE)
   if (signers.length > 0) await writeKeyring(pubkeys, signers, signal)
-  await writePages(options.to, prefix, [...entries.values()].map((entry) => pathUnderPrefix(entry.name, prefix.namePrefix)!))
+  await writePages(
+    options.to,
+    prefix,
+    [...entries.values()].map((entry) => pathUnderPrefix(entry.name, prefix.namePrefix)!),
+  )
   return {
     prefix: prefix.namePrefix,
     images: published,
@@ -122,9 +126,13 @@ async function signersOf(entries: readonly Entry[], key: string | undefined, sig
   const gpg = requireGpg()
   const signers = new Set<string>(key ? [key] : [])
   for (const entry of signed) {
-    const status = await run(gpg, ['--batch', '--status-fd', '1', '--verify', signatureFileOf(entry.source), entry.source], {
-      signal,
-    }).catch((error: unknown) => {
+    const status = await run(
+      gpg,
+      ['--batch', '--status-fd', '1', '--verify', signatureFileOf(entry.source), entry.source],
+      {
+        signal,
+      },
+    ).catch((error: unknown) => {
       if (!(error instanceof CommandError)) throw error
       throw new UserError(
         `the signature of ${entry.source} does not verify: ${errorLine(error.stderr, 'gpg: ') ?? `exit ${error.exitCode}`}`,

@@ -10,8 +10,11 @@ export interface ThrowawayKey {
   remove(): void
 }
 
-/** Makes a passphrase-less ed25519 signing key for `userId` in a fresh GNUPGHOME (mode 0700). */
-export function makeThrowawayKey(userId: string): ThrowawayKey {
+/**
+ * Makes a passphrase-less signing key for `userId` in a fresh GNUPGHOME (mode 0700): ed25519, or
+ * rsa2048 for rkt 1.30, whose openpgp cannot verify ed25519 ("unsupported public key algorithm 22").
+ */
+export function makeThrowawayKey(userId: string, algorithm: 'ed25519' | 'rsa2048' = 'ed25519'): ThrowawayKey {
   const dir = makeTempDir('nix2aci-gnupg-')
   const env = { ...process.env, GNUPGHOME: dir.path }
   const gpg = (...args: string[]) => execFileSync('gpg', ['--batch', ...args], { env, encoding: 'utf8' })
@@ -20,7 +23,7 @@ export function makeThrowawayKey(userId: string): ThrowawayKey {
     dir.remove()
   }
   try {
-    gpg('--passphrase', '', '--quick-gen-key', userId, 'ed25519', 'sign', 'never')
+    gpg('--passphrase', '', '--quick-gen-key', userId, algorithm, 'sign', 'never')
     const fingerprint = /^fpr:+([0-9A-F]+):/m.exec(gpg('--with-colons', '--list-secret-keys'))![1]!
     return { home: dir.path, fingerprint, remove }
   } catch (error) {

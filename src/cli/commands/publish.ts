@@ -6,7 +6,7 @@ import { withImagesArgument } from './image-argument.js'
 export function addPublishCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli.command(
     'publish <aci..>',
-    'Write images, their layers, signatures and the signer\'s key into a folder a static web server serves for appc discovery',
+    "Write images, their layers, signatures and the signer's key into a folder a static web server serves for appc discovery",
     (y) =>
       withImagesArgument(y)
         .option('to', { type: 'string', demandOption: true, describe: 'the folder served at --url-prefix' })
@@ -24,7 +24,8 @@ export function addPublishCommand(cli: GlobalArgs, signal: AbortSignal): GlobalA
       const result = await publish(argv.aci, { to: argv.to, urlPrefix: argv.urlPrefix, key: argv.key }, signal)
       if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
       if (argv.quiet) return
-      for (const image of result.images) process.stdout.write(`published ${image.name}:${image.version} at ${image.url}\n`)
+      for (const image of result.images)
+        process.stdout.write(`published ${image.name}:${image.version} at ${image.url}\n`)
       process.stdout.write(
         `${result.layers} layers; ${result.pubkeys ? `key ${displayPath(result.pubkeys)}; ` : ''}pages for ${result.prefix} in ${displayPath(argv.to)}\n`,
       )
