@@ -80,7 +80,12 @@ export async function stageLayers(
     }
     return { layer, record, kept, files }
   }
-  const stagedLayers = await inParallel(layers, LAYERS_AT_ONCE, stageOne, signal)
+  // One at a time: a layer's pigz takes both cores already, and two compressing at once measured slower.
+  const stagedLayers: StagedLayer[] = []
+  for (const layer of layers) {
+    signal.throwIfAborted()
+    stagedLayers.push(await stageOne(layer))
+  }
   return {
     dependencies: stagedLayers.map(({ layer, record }) => ({
       imageName: layer.name,
@@ -98,41 +103,6 @@ interface StagedLayer {
   record: LayerRecord
   kept: boolean
   files: string[]
-}
-
-/**
- * Two layers at once: one can be hashed (a kept one) or packed while the other's compressor or
- * reads wait, on the 2 cores these builds run on.
- */
-const LAYERS_AT_ONCE = 2
-
-/**
- * `work` over `items`, at most `limit` at a time; the results in the items' order. A failure stops
- * new work and is thrown once the work running has settled: nothing writes into staging after.
- */
-async function inParallel<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-  signal: AbortSignal,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  let failed = false
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      signal.throwIfAborted()
-      const i = next++
-      results[i] = await work(items[i]!).catch((error: unknown) => {
-        failed = true
-        throw error
-      })
-    }
-  }
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker))
-  const failure = settled.find((outcome) => outcome.status === 'rejected')
-  if (failure) throw failure.reason
-  return results
 }
 
 /** The record of the shared layer when its file is what was written, linked into staging; else undefined. */

@@ -57,9 +57,7 @@ export async function startRun(prepared: PreparedRun, signal: AbortSignal): Prom
       if (!(error instanceof CommandError)) throw error
       throw new UserError(`rkt fetch of the layers failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
     })
-  return fits
-    ? runRkt(rkt, args, signal)
-    : runWithPodManifest(rkt, request.image, manifest, viaPodManifest, signal)
+  return fits ? runRkt(rkt, args, signal) : runWithPodManifest(rkt, request.image, manifest, viaPodManifest, signal)
 }
 
 /**
