@@ -5,10 +5,11 @@ import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileS
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
-import { buildJson, fixtures, makeTempDir, repoRoot, runCli, snapshotDir } from './helpers/cli.js'
+import { buildJson, fixtureEnv, fixtures, makeTempDir, repoRoot, runCli, snapshotDir } from './helpers/cli.js'
 
 const nixStore = (...args: string[]) =>
   execFileSync('nix-store', args, { encoding: 'utf8' }).split('\n').filter(Boolean)
+const shellWord = (word: string) => `'${word.replaceAll("'", "'\\''")}'`
 const valid = (path: string) => spawnSync('nix-store', ['--check-validity', path]).status === 0
 
 /**
@@ -46,12 +47,8 @@ describe('export and import', () => {
     expect(exported.status, exported.stderr).toBe(0)
     expect(exported.stdout).toMatch(/^exported travel\/greet to .*greet\.nix2aci \(\d+ store paths/)
     const listing = execFileSync('tar', ['-tf', exportFile], { encoding: 'utf8' })
-    expect(listing.split('\n').filter(Boolean)).toEqual([
-      'nix2aci-export.json',
-      'image.aci',
-      'image.mounts',
-      'closure.nar-export',
-    ])
+    // A tar of the small parts; the closure follows the archive's end (tar stops there).
+    expect(listing.split('\n').filter(Boolean)).toEqual(['nix2aci-export.json', 'image.aci', 'image.mounts'])
 
     // The image's GC root goes, then its closure (what the fixtures do not keep alive).
     for (const name of readdirSync(built)) if (name.startsWith('travel-greet.profile')) rmSync(join(built, name))
@@ -80,6 +77,37 @@ describe('export and import', () => {
 
     // Importing the same image again changes nothing and succeeds.
     expect(runCli(['import', exportFile, '--out-dir', imported]).status).toBe(0)
+  })
+
+  it('ships through a pipe (export -o - | import -), and the image runs with its .mounts', async () => {
+    const source = join(imported, 'travel-greet.aci')
+    const piped = join(scratch.path, 'piped')
+    const cli = `${shellWord(process.execPath)} ${shellWord(join(repoRoot, 'dist/bin/nix2aci.js'))}`
+    const pipe = (tail: string) =>
+      spawnSync('sh', ['-c', `${cli} export ${shellWord(source)} -o - | ${tail}`], {
+        encoding: 'utf8',
+        env: fixtureEnv(),
+      })
+    // sh reports the last command's status: import's. Export's own report is checked on stderr.
+    const done = pipe(`${cli} import - --out-dir ${shellWord(piped)}`)
+    expect(done.status, done.stderr).toBe(0)
+    expect(done.stderr).toMatch(/^exported travel\/greet to the standard output \(\d+ store paths\)\n$/)
+    expect(done.stdout).toMatch(/^imported travel\/greet: .*piped\/travel-greet\.aci/)
+    expect(readFileSync(join(piped, 'travel-greet.aci'))).toEqual(readFileSync(image.image))
+    expect(nixStore('-qR', join(piped, 'travel-greet.profile')).sort()).toEqual(
+      nixStore('-qR', join(imported, 'travel-greet.profile')).sort(),
+    )
+    const ran = await runAci(join(piped, 'travel-greet.aci'), { mounts: join(piped, 'travel-greet.mounts') })
+    expect(ran.stdout.trim(), ran.stderr).toBe('hello-from-afar')
+
+    // A stream cut short, in its closure or before it: one line, and no image.
+    const cutDir = join(scratch.path, 'cut')
+    for (const bytes of [200_000, 3_000]) {
+      const cut = pipe(`head -c ${bytes} | ${cli} import - --out-dir ${shellWord(cutDir)}`)
+      expect(cut.status).toBe(1)
+      expect(cut.stderr).toMatch(/^nix2aci: the standard input is truncated: it ends in .*$/m)
+      expect(existsSync(join(cutDir, 'travel-greet.aci'))).toBe(false)
+    }
   })
 
   it('refuses to export an image whose closure is gone from the store, writing nothing', () => {

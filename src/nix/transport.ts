@@ -1,4 +1,4 @@
-// Nix's own transport for a thin image's closure: `nix-store --export` into a file, `nix-store --import`
+// Nix's own transport for a thin image's closure: `nix-store --export` into a file or pipe, `nix-store --import`
 // from a stream, `nix-copy-closure` over SSH; and the profile that roots an imported closure.
 import { spawn } from 'node:child_process'
 import { killOnAbort } from '../util/cancel.js'
@@ -26,8 +26,11 @@ export function exportClosure(paths: readonly string[], fd: number, signal: Abor
   })
 }
 
-/** `nix-store --import` reading from `fd` where it stands (no copy through node); resolves with the paths it imported. */
-export function importClosure(fd: number, signal: AbortSignal): Promise<string[]> {
+/**
+ * `nix-store --import` reading from `fd` where it stands to its end (no copy through node); resolves
+ * with the paths it imported. A stream that ends before nix-store's end marker rejects with `truncated()`.
+ */
+export function importClosure(fd: number, truncated: () => Error, signal: AbortSignal): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = killOnAbort(spawn('nix-store', ['--import'], { stdio: [fd, 'pipe', 'pipe'], signal }), signal)
     let stdout = ''
@@ -40,6 +43,7 @@ export function importClosure(fd: number, signal: AbortSignal): Promise<string[]
     child.on('close', (code) => {
       if (signal.aborted) reject(signal.reason)
       else if (code === 0) resolve(stdout.split('\n').filter(Boolean))
+      else if (/^error: unexpected end-of-file$/m.test(stderr)) reject(truncated())
       else reject(nixError('nix-store --import failed', new CommandError('nix-store', code, stderr)))
     })
   })

@@ -14,6 +14,7 @@ import {
   EXPORT_FORMAT,
   EXPORT_VERSION,
   readExportFile,
+  truncatedClosure,
   writeExportFile,
   type ExportHeader,
 } from '../transport/export-file.js'
@@ -71,10 +72,11 @@ export interface ExportResult {
   file: string
   name: string
   paths: number
-  size: number
+  /** The file's size; absent for standard output. */
+  size?: number
 }
 
-/** `nix2aci export IMAGE -o FILE`: FILE is complete, or as it was. */
+/** `nix2aci export IMAGE -o FILE`: FILE is complete, or as it was; `-o -` streams to standard output. */
 export async function exportImage(image: string, file: string, signal: AbortSignal): Promise<ExportResult> {
   const shipment = await shipmentOf(image, signal)
   const header: ExportHeader = {
@@ -86,10 +88,12 @@ export async function exportImage(image: string, file: string, signal: AbortSign
     userEnvironment: shipment.userEnvironment,
     closure: shipment.closure,
   }
-  await writeExportFile(resolve(file), header, image, shipment.mountsFile, (fd) =>
+  const toStdout = file === '-'
+  await writeExportFile(toStdout ? file : resolve(file), header, image, shipment.mountsFile, (fd) =>
     exportClosure(shipment.closure, fd, signal),
   )
-  return { file, name: shipment.name, paths: shipment.closure.length, size: (await stat(file)).size }
+  const size = toStdout ? undefined : (await stat(file)).size
+  return { file, name: shipment.name, paths: shipment.closure.length, size }
 }
 
 export interface ImportResult {
@@ -101,7 +105,7 @@ export interface ImportResult {
 }
 
 /**
- * `nix2aci import FILE`: the closure into the store, then the image, its .mounts and its profile
+ * `nix2aci import FILE` (`-`: standard input): the closure into the store, then the image, its .mounts and its profile
  * saved as one unit beside each other, once every path is in the store and every mount source here.
  */
 export async function importImage(
@@ -131,7 +135,7 @@ export async function importImage(
         },
         image: (data) => writeFile(staged.image, data),
         mounts: (data) => writeFile(staged.mounts, data),
-        closure: async (fd) => void (await importClosure(fd, signal)),
+        closure: async (fd) => void (await importClosure(fd, () => truncatedClosure(file), signal)),
       })
       const { name, imageId, closure, userEnvironment } = header!
       if ((await imageIdOf(staged.image, signal)) !== imageId)

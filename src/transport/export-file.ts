@@ -1,30 +1,34 @@
-// The file `nix2aci export` writes and `nix2aci import` reads: one thin image with what it needs to run
-// on another host. A POSIX tar (`tar -tvf FILE` lists it; `tar -xOf FILE closure.nar-export |
-// nix-store --import` imports by hand) of four entries, in this order:
-//   nix2aci-export.json  the header: format, version, image name, kind, image ID, user environment, closure
-//   image.aci            the image
-//   image.mounts         its volumes (the .mounts file)
-//   closure.nar-export   `nix-store --export` of the closure, streamed by nix-store straight into the file:
-//                        its tar header is written once nix-store is done and its size is known.
-// Both ends read and write the tar headers themselves: the closure never passes through node.
+// The stream `nix2aci export` writes and `nix2aci import` reads (a file is the stream saved): one thin
+// image with what it needs to run on another host. In this order:
+//   a POSIX tar of three entries, ended as tars end (two zero blocks; `tar -tvf FILE` lists it):
+//     nix2aci-export.json  the header: format, version, image name, kind, image ID, user environment, closure
+//     image.aci            the image
+//     image.mounts         its volumes (the .mounts file)
+//   then `nix-store --export` of the closure, to the end of the stream: nix-store writes it straight
+//   into the file or pipe and `nix-store --import` reads it straight from there, so it needs no size up
+//   front and never passes through node. A cut closure is refused by nix-store --import itself.
 // This module owns that layout; nothing else knows it.
 import {
   closeSync,
   constants,
   fstatSync,
   openSync,
+  read as readCallback,
   readFileSync,
-  readSync,
   renameSync,
   rmSync,
   writeSync,
 } from 'node:fs'
+import { isatty } from 'node:tty'
+import { promisify } from 'node:util'
 import { basename, dirname, join } from 'node:path'
 import { STORE_DIR, isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
 
 export const EXPORT_FORMAT = 'nix2aci-export'
-export const EXPORT_VERSION = 1
+export const EXPORT_VERSION = 2
+
+const readAsync = promisify(readCallback)
 
 export interface ExportHeader {
   format: typeof EXPORT_FORMAT
@@ -36,18 +40,21 @@ export interface ExportHeader {
   imageId: string
   /** What the image's profile points at: the GC root import registers. */
   userEnvironment: string
-  /** Every store path closure.nar-export holds (`nix-store -qR` of the user environment). */
+  /** Every store path the closure holds (`nix-store -qR` of the user environment). */
   closure: string[]
 }
 
-const ENTRIES = ['nix2aci-export.json', 'image.aci', 'image.mounts', 'closure.nar-export'] as const
+const ENTRIES = ['nix2aci-export.json', 'image.aci', 'image.mounts'] as const
 const BLOCK = 512
+const END_OF_ARCHIVE = 2 * BLOCK
 const STORE_PREFIX = `${STORE_DIR}/`.length
+/** The name `-` gives standard input or output in messages. */
+const STANDARD = { input: 'the standard input', output: 'the standard output' }
 
 /**
- * Writes the export file: a temporary file beside `file`, renamed into place once complete, so that
- * `file` is whole or untouched. `writeClosure` gets a descriptor positioned where the closure goes and
- * writes it there (a child's stdout), sequentially.
+ * Writes the export stream to `file`, or to standard output when `file` is `-`. A file is written
+ * beside itself and renamed into place once complete, so that it is whole or untouched. `writeClosure`
+ * gets a descriptor positioned where the closure goes and writes it there (a child's stdout).
  */
 export async function writeExportFile(
   file: string,
@@ -56,43 +63,56 @@ export async function writeExportFile(
   mounts: string,
   writeClosure: (fd: number) => Promise<void>,
 ): Promise<void> {
+  const toStdout = file === '-'
+  const shown = toStdout ? STANDARD.output : file
   const temporary = join(dirname(file), `.${basename(file)}.exporting-${process.pid}`)
   let fd: number
   try {
-    fd = openSync(temporary, 'wx')
+    fd = toStdout ? standardDescriptor(1, 'w') : openSync(temporary, 'wx')
   } catch (error) {
-    throw new UserError(`cannot write ${file}: ${messageOf(error)}`)
+    throw error instanceof UserError ? error : new UserError(`cannot write ${shown}: ${messageOf(error)}`)
   }
   try {
     writeEntry(fd, ENTRIES[0], Buffer.from(`${JSON.stringify(header)}\n`))
     writeEntry(fd, ENTRIES[1], readFileSync(image))
     writeEntry(fd, ENTRIES[2], readFileSync(mounts))
-    const closureHeaderAt = fstatSync(fd).size
-    writeSync(fd, Buffer.alloc(BLOCK))
+    writeAll(fd, Buffer.alloc(END_OF_ARCHIVE))
     await writeClosure(fd)
-    const closureSize = fstatSync(fd).size - closureHeaderAt - BLOCK
-    writeSync(fd, Buffer.alloc(padding(closureSize) + 2 * BLOCK)) // the entry's padding, then the end of the archive
-    writeSync(fd, ustarHeader(ENTRIES[3], closureSize), 0, BLOCK, closureHeaderAt)
-    closeSync(fd)
-    renameSync(temporary, file)
+    if (fd !== 1) closeSync(fd)
+    if (!toStdout) renameSync(temporary, file)
   } catch (error) {
     try {
-      closeSync(fd)
+      if (fd !== 1) closeSync(fd)
     } catch {
       // closed already
     }
-    rmSync(temporary, { force: true })
+    if (!toStdout) rmSync(temporary, { force: true })
     const code = (error as NodeJS.ErrnoException).code
-    if (code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO'].includes(code))
-      throw new UserError(`cannot write ${file}: ${messageOf(error)}`)
+    if (code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EPIPE'].includes(code))
+      throw new UserError(`cannot write ${shown}: ${messageOf(error)}`)
     throw error
   }
 }
 
+/**
+ * Standard input or output as a descriptor of its own for a pipe (node makes fd 0 and 1 non-blocking,
+ * which nix-store, sharing them, would trip on), else the descriptor itself. A terminal is refused.
+ */
+function standardDescriptor(fd: 0 | 1, flags: 'r' | 'w'): number {
+  const info = fstatSync(fd)
+  if (isatty(fd))
+    throw new UserError(`${fd === 0 ? STANDARD.input : STANDARD.output} is a terminal: an export stream is binary`)
+  return info.isFIFO() ? openSync(`/proc/self/fd/${fd}`, flags) : fd
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done)
+}
+
 function writeEntry(fd: number, name: string, data: Buffer): void {
-  writeSync(fd, ustarHeader(name, data.length))
-  writeSync(fd, data)
-  writeSync(fd, Buffer.alloc(padding(data.length)))
+  writeAll(fd, ustarHeader(name, data.length))
+  writeAll(fd, data)
+  writeAll(fd, Buffer.alloc(padding(data.length)))
 }
 
 const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK
@@ -121,69 +141,76 @@ function ustarHeader(name: string, size: number): Buffer {
   return header
 }
 
-/** What import does with each part, in the file's order; each settles before the next part is read. */
+/** What import does with each part, in the stream's order; each settles before the next part is read. */
 export interface ExportFileReader {
   header(header: ExportHeader): Promise<void>
   image(data: Buffer): Promise<void>
   mounts(data: Buffer): Promise<void>
-  /** `fd` is positioned at the closure's first byte (a child's stdin reads on from there); `size` bytes follow. */
-  closure(fd: number, size: number): Promise<void>
+  /** `fd` is positioned at the closure's first byte (a child's stdin reads on from there to the end). */
+  closure(fd: number): Promise<void>
 }
 
 /** More than any header, image or .mounts of a thin image takes: a larger entry is not read into memory. */
 const MAX_ENTRY_BYTES = 256 * 1024 * 1024
 
 /**
- * Reads an export file part by part, refusing in one line a file that is not one (foreign) or ends
- * early (truncated) before its closure goes to the reader. The closure is not read here at all: the
- * reader's child reads it from the file itself.
+ * Reads an export stream from `file`, or from standard input when `file` is `-`, part by part,
+ * refusing in one line a stream that is not one (foreign) or ends early (truncated) before its closure
+ * goes to the reader. The closure is not read here at all: the reader's child reads it from the
+ * descriptor itself, and `truncatedClosure` names a closure it found cut short.
  */
 export async function readExportFile(file: string, reader: ExportFileReader): Promise<void> {
-  const notExport = (why: string) => new UserError(`${file} is not a nix2aci export file: ${why}`)
-  const truncated = (where: string) => new UserError(`${file} is truncated: it ends in ${where}`)
+  const fromStdin = file === '-'
+  const shown = fromStdin ? STANDARD.input : file
+  const notExport = (why: string) => new UserError(`${shown} is not a nix2aci export file: ${why}`)
+  const truncated = (where: string) => new UserError(`${shown} is truncated: it ends in ${where}`)
   let fd: number
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
+    fd = fromStdin ? standardDescriptor(0, 'r') : openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (error) {
+    if (error instanceof UserError) throw error
     const { code } = error as NodeJS.ErrnoException
-    throw new UserError(code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${messageOf(error)}`)
+    throw new UserError(code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${shown}: ${messageOf(error)}`)
   }
   try {
-    const info = fstatSync(fd)
-    if (!info.isFile()) throw notExport('it is not a regular file')
-    let position = 0
-    // Reads from the descriptor's own offset, so that a child given it reads on from where this stops.
-    const read = (length: number, where: string) => {
+    if (!fromStdin && !fstatSync(fd).isFile()) throw notExport('it is not a regular file')
+    // Reads exactly `length` bytes from the descriptor's own offset (a pipe has no other), so that a
+    // child given it reads on from where this stops; in node's thread pool, so signals are still heard.
+    const read = async (length: number, where: string, atStart = false) => {
       const buffer = Buffer.alloc(length)
       let got = 0
       while (got < length) {
-        const n = readSync(fd, buffer, got, length - got, null)
-        if (n === 0) throw truncated(where)
-        got += n
+        const { bytesRead } = await readAsync(fd, buffer, got, length - got, null)
+        if (bytesRead === 0) {
+          if (atStart) throw notExport(got === 0 ? 'it is empty' : 'it is not a tar archive')
+          throw truncated(where)
+        }
+        got += bytesRead
       }
-      position += length
       return buffer
     }
     for (const [index, expected] of ENTRIES.entries()) {
-      if (index === 0 && info.size < BLOCK) throw notExport(info.size === 0 ? 'it is empty' : 'it is not a tar archive')
-      const entry = parseUstarHeader(read(BLOCK, `the header of ${expected}`))
+      const entry = parseUstarHeader(await read(BLOCK, `the header of ${expected}`, index === 0))
       if (!entry) throw notExport(index === 0 ? 'it is not a tar archive' : `the header of ${expected} is damaged`)
       if (entry.name !== expected)
         throw notExport(index === 0 ? `it starts with '${entry.name}'` : `unexpected entry '${entry.name}'`)
-      if (index === ENTRIES.length - 1) {
-        if (position + entry.size > info.size) throw truncated(expected)
-        await reader.closure(fd, entry.size)
-        break
-      }
       if (entry.size > MAX_ENTRY_BYTES) throw notExport(`its ${expected} is ${entry.size} bytes`)
-      const data = read(entry.size, expected)
-      read(padding(entry.size), expected)
+      const data = await read(entry.size, expected)
+      await read(padding(entry.size), expected)
       if (index === 0) await reader.header(parseHeader(data.toString('utf8'), notExport))
       else await (index === 1 ? reader.image(data) : reader.mounts(data))
     }
+    const end = await read(END_OF_ARCHIVE, 'the end of its archive')
+    if (end.some((byte) => byte !== 0)) throw notExport(`more than ${ENTRIES.length} entries before the closure`)
+    await reader.closure(fd)
   } finally {
-    closeSync(fd)
+    if (fd !== 0) closeSync(fd)
   }
+}
+
+/** The error for a closure that `nix-store --import` found cut short (its "unexpected end-of-file"). */
+export function truncatedClosure(file: string): UserError {
+  return new UserError(`${file === '-' ? STANDARD.input : file} is truncated: it ends in the closure`)
 }
 
 /** A regular file's name and size from a ustar header, or undefined when its checksum or magic is wrong. */

@@ -17,26 +17,32 @@ export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalA
           alias: 'o',
           type: 'string',
           demandOption: true,
-          describe: 'the file to write',
+          describe: 'the file to write (-: standard output, for a pipe into nix2aci import -)',
         }),
       async (argv) => {
         const { exportImage } = await import('../../pipeline/travel.js')
         const result = await exportImage(argv.aci, argv.output, signal)
-        if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
+        // The stream itself may be on stdout: the report then goes to stderr.
+        const report = argv.output === '-' ? process.stderr : process.stdout
+        if (argv.json) return void report.write(`${JSON.stringify(result)}\n`)
         if (!argv.quiet)
-          process.stdout.write(
-            `exported ${result.name} to ${displayPath(result.file)} (${result.paths} store paths, ${formatSize(result.size)})\n`,
+          report.write(
+            result.size === undefined
+              ? `exported ${result.name} to the standard output (${result.paths} store paths)\n`
+              : `exported ${result.name} to ${displayPath(result.file)} (${result.paths} store paths, ${formatSize(result.size)})\n`,
           )
       },
     )
     .command(
       'import <file>',
       'Import a file nix2aci export wrote: its closure into the store, the image, .mounts and GC root profile into --out-dir',
-      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the export file' }),
+      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the export file (-: standard input)' }),
       async (argv) => {
         const { importImage } = await import('../../pipeline/travel.js')
+        // yargs hands a positional `-` on as '' (it re-parses it as the value of --file): '' is no file name.
+        const file = argv.file === '' ? '-' : argv.file
         const result = await importImage(
-          argv.file,
+          file,
           argv.outDir,
           (waiting) => {
             if (!argv.quiet)
