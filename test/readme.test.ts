@@ -151,6 +151,7 @@ describe('README', () => {
     const run = spawnSync('bash', ['-e', '-c', script], { cwd: checkout, env, encoding: 'utf8' })
     expect(run.status, run.stderr).toBe(0)
     expect(run.stdout).toMatch(/^imported bb: imported\/bb\.aci/m)
+    expect(run.stdout).toMatch(/^imported bb: piped\/bb\.aci/m)
     expect(run.stdout).toMatch(/^nix-copy-closure --to deploy@web1 \/nix\/store\/\S+-user-environment$/m)
     const imported = join(checkout, 'imported')
     const bb = await runAci(join(imported, 'bb.aci'), { mounts: join(imported, 'bb.mounts'), args: ['-c', 'echo ok'] })
