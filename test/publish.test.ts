@@ -35,6 +35,41 @@ function withServer(served: string, script: string, args: string[] = []) {
   })
 }
 
+/** Publishes `image` into a fresh tree, then rkt trusts the key, fetches the image by name and runs it. */
+function fetchAndRunWithRkt(image: string, nameAndVersion: string) {
+  const served = makeTempDir('nix2aci-served-')
+  const rktDir = makeTempDir('nix2aci-rkt-')
+  try {
+    const published = runCli(
+      ['publish', image, '--to', join(served.path, 'apps'), '--url-prefix', 'http://localhost/apps'],
+      {
+        env,
+      },
+    )
+    expect(published.status, published.stderr).toBe(0)
+    const mounts = readFileSync(image.replace(/\.aci$/, '.mounts'), 'utf8').trim()
+    return withServer(
+      served.path,
+      [
+        `rkt --dir="$1" trust --insecure-allow-http --skip-fingerprint-review --prefix localhost/apps http://localhost/apps/pubkeys.gpg`,
+        'rkt --dir="$1" --insecure-options=http fetch "$3"',
+        // The image and its layers are verified by the fetch above; the stage1 beside rkt has no signature.
+        `rkt --dir="$1" --insecure-options=http,image run --stage1-path="$2" ${mounts} "$3"`,
+        'rkt --dir="$1" image list --no-legend --fields=name',
+      ].join('\n'),
+      [rktDir.path, stage1, nameAndVersion],
+    )
+  } finally {
+    served.remove()
+    spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
+    const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((target) => target.startsWith(rktDir.path))
+    if (mounted.length > 0) throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
+    rktDir.remove()
+  }
+}
+
 const build = (name: string, extra: string[]) =>
   buildJson(['fat', name, 'hello', 'hello', '--out-dir', out.path, ...extra], { env })
 
@@ -65,8 +100,12 @@ describe('publish', () => {
     })
   })
 
-  it('refuses an image without a version label, or outside the prefix, in one line, writing nothing', () => {
+  it('refuses an image without a version label, or outside the prefix, or its layers, in one line, writing nothing', () => {
     const unversioned = build('localhost/apps/unversioned', [])
+    const defaultLayers = buildJson(
+      ['layered', 'localhost/apps/default-layers', 'hello', 'hello', '--out-dir', out.path, '--image-version', '1'],
+      { env },
+    )
     const to = join(out.path, 'refused')
     for (const [image, prefix, message] of [
       [
@@ -79,6 +118,11 @@ describe('publish', () => {
         'http://localhost/other',
         /^nix2aci: image localhost\/apps\/hello is not under the published prefix localhost\/other\//,
       ],
+      [
+        defaultLayers.image,
+        'http://localhost/apps',
+        /^nix2aci: layer nix2aci\.invalid\/store\/\S+ is not under the published prefix localhost\/apps\/ \(build with --layer-prefix localhost\/apps\/layers\)$/m,
+      ],
     ] as const) {
       const result = runCli(['publish', signed.image, image, '--to', to, '--url-prefix', prefix], { env })
       expect(result.status).toBe(1)
@@ -88,36 +132,36 @@ describe('publish', () => {
     }
   })
 
-  it.skipIf(!canServe || !rkt || !existsSync(stage1))(
-    'lets the real rkt trust the key, fetch the image by name and run it',
+  describe.skipIf(!canServe || !rkt || !existsSync(stage1))(
+    'with the real rkt (on PATH, stage1-fly.aci beside it)',
     () => {
-      const served = join(out.path, 'served-rkt')
-      const published = runCli(
-        ['publish', signed.image, '--to', join(served, 'apps'), '--url-prefix', 'http://localhost/apps'],
-        { env },
-      )
-      expect(published.status, published.stderr).toBe(0)
-      const rktDir = makeTempDir('nix2aci-rkt-')
-      const mounts = readFileSync(signed.image.replace(/\.aci$/, '.mounts'), 'utf8').trim()
-      const ran = withServer(
-        served,
-        [
-          `rkt --dir="$1" trust --insecure-allow-http --skip-fingerprint-review --prefix localhost/apps http://localhost/apps/pubkeys.gpg`,
-          'rkt --dir="$1" --insecure-options=http fetch localhost/apps/hello:1.0',
-          // The image is verified by the fetch above; the stage1 beside rkt has no signature.
-          `rkt --dir="$1" --insecure-options=http,image run --stage1-path="$2" ${mounts} localhost/apps/hello:1.0`,
-        ].join('\n'),
-        [rktDir.path, stage1],
-      )
-      spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
-      const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((target) => target.startsWith(rktDir.path))
-      if (mounted.length > 0) throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
-      rktDir.remove()
-      expect(ran.status, ran.stderr).toBe(0)
-      expect(ran.stderr).toContain('signature verified')
-      expect(ran.stdout).toContain('Hello, world!')
+      it('trusts the key, fetches the signed image by name and runs it', () => {
+        const ran = fetchAndRunWithRkt(signed.image, 'localhost/apps/hello:1.0')
+        expect(ran.status, ran.stderr).toBe(0)
+        expect(ran.stderr).toContain('signature verified')
+        expect(ran.stdout).toContain('Hello, world!')
+      })
+
+      it('fetches a layered image by name with its layers, found by discovery under their own prefix', () => {
+        const layered = buildJson(
+          [
+            'layered',
+            'localhost/apps/layered-hello',
+            'hello',
+            'hello',
+            '--out-dir',
+            out.path,
+            '--image-version',
+            '2.0',
+          ].concat(['--layer-prefix', 'localhost/apps/layers', '--sign', '--key', key.fingerprint]),
+          { env },
+        )
+        const ran = fetchAndRunWithRkt(layered.image, 'localhost/apps/layered-hello:2.0')
+        expect(ran.status, ran.stderr).toBe(0)
+        expect(ran.stdout).toContain('Hello, world!')
+        expect(ran.stdout).toMatch(/^localhost\/apps\/layers\/glibc-/m)
+        expect(ran.stdout).toMatch(/^localhost\/apps\/layered-hello:2\.0$/m)
+      })
     },
   )
 })
