@@ -98,6 +98,24 @@ describe('publish', () => {
       ],
       PublicKeys: ['http://localhost/apps/pubkeys.gpg'],
     })
+    // Publishing again adds: the first image stays, the page lists both.
+    const next = build('localhost/apps/hello-next', ['--image-version', '1.1', '--sign', '--key', key.fingerprint])
+    const again = runCli(
+      ['publish', next.image, '--to', join(served, 'apps'), '--url-prefix', 'http://localhost/apps'],
+      {
+        env,
+      },
+    )
+    expect(again.status, again.stderr).toBe(0)
+    const both = withServer(
+      served,
+      'actool discover --insecure --json localhost/apps/hello:1.0 && actool discover --insecure --json localhost/apps/hello-next:1.1',
+    )
+    expect(both.status, both.stderr).toBe(0)
+    expect(both.stdout).toContain('http://localhost/apps/hello-next-1.1-linux-amd64.aci.asc')
+    const page = readFileSync(join(served, 'apps', 'index.html'), 'utf8')
+    expect(page).toContain('>hello-1.0-linux-amd64.aci</a>')
+    expect(page).toContain('>hello-next-1.1-linux-amd64.aci</a>')
   })
 
   it('refuses an image without a version label, or outside the prefix, or its layers, in one line, writing nothing', () => {
