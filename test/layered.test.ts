@@ -208,6 +208,19 @@ describe('nix2aci layered', () => {
     }
   })
 
+  it('takes a damaged .id record as no record: the layer is written anew, not an unexpected failure', () => {
+    const dir = makeTempDir()
+    try {
+      const first = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      const glibc = first.layers!.written.find((file) => file.includes('glibc'))!
+      writeFileSync(join(dir.path, 'layers', `${glibc}.id`), '{"imageId":')
+      const second = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      expect(second.layers!.written).toEqual([glibc])
+    } finally {
+      dir.remove()
+    }
+  })
+
   it.each([['0'], ['ten'], ['-3']])('refuses --max-layers %s in one line, before any work', (value) => {
     const run = runCli([
       'layered',

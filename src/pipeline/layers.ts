@@ -107,10 +107,10 @@ interface StagedLayer {
 
 /** The record of the shared layer when its file is what was written, linked into staging; else undefined. */
 async function keptLayer(final: string, staged: string, signal: AbortSignal): Promise<LayerRecord | undefined> {
-  const record = await readFile(recordFileOf(final), 'utf8').then(
-    (text) => JSON.parse(text) as LayerRecord,
-    () => undefined,
-  )
+  // Missing or damaged (not JSON): no record, so the layer is written anew.
+  const record = await readFile(recordFileOf(final), 'utf8')
+    .then((text) => JSON.parse(text) as LayerRecord | null)
+    .catch(() => undefined)
   if (!record) return undefined
   try {
     const { size } = await stat(final)
