@@ -32,7 +32,7 @@ export interface ImageContents {
  * More than any manifest needs (one of 100,000 mount points is about 15 MiB): a larger one is not
  * read into memory.
  */
-export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+const MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 /** `onEntry` sees every entry's header, its name normalised: for a reader of the tree (exec resolution). */
 export async function readImage(

@@ -24,7 +24,7 @@ const RKT_GLOBAL_OPTIONS = [
 ]
 
 /** A signed image is verified by rkt against its trusted keys; an unsigned one needs the insecure option. */
-export function trustOptions(signed: boolean): string[] {
+function trustOptions(signed: boolean): string[] {
   return signed ? [] : ['--insecure-options=image']
 }
 

@@ -12,7 +12,7 @@ import { UserError } from '../util/errors.js'
 const SERVICE_NAME = /^[A-Za-z0-9:_.\\-]+$/
 
 /** The default service name: the last part of the image's name (`example.com/etcd` -> `etcd`). */
-export function defaultServiceName(imageName: string): string {
+function defaultServiceName(imageName: string): string {
   return imageName.split('/').at(-1)!
 }
 
