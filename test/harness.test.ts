@@ -25,6 +25,7 @@ import {
   waitForHttp,
 } from './harness/run-aci.js'
 import { makeTempDir } from './helpers/cli.js'
+import { removeRktDir } from './helpers/rkt.js'
 import { nixBuild } from './helpers/closure.js'
 import { freeLoopbackPorts } from './helpers/ports.js'
 
@@ -487,14 +488,7 @@ describe('dependencies', () => {
         expect(run.stdout).toBe(`${expected.join('\n')}\n`)
         expect((await runAci(app, { images: layers })).stdout).toBe(run.stdout)
       } finally {
-        // The fly stage1 leaves its pods' mounts until gc: never delete under them.
-        spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
-        const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
-          .split('\n')
-          .filter((target) => target.startsWith(rktDir.path))
-        if (mounted.length > 0)
-          throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
-        rktDir.remove()
+        removeRktDir(rktDir.path, rkt)
       }
     },
   )

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixtureEnv, fixtures, makeTempDir, repoRoot, type CliRun } from './helpers/cli.js'
+import { removeRktDir } from './helpers/rkt.js'
 
 const PATHS = 800
 const SMALL_STACK_KIB = 512
@@ -123,10 +124,7 @@ describe(`a .mounts file longer than a command line (${PATHS} paths, ulimit -s $
       expect(run.status, run.stderr).toBe(0)
       expect(run.stdout).toContain(`synthetic-${PATHS}: synthetic store path`)
     } finally {
-      // The fly stage1 leaves its pods' mounts (a /dev among them) until gc: never delete under them.
-      spawnSync(rkt, [`--dir=${rktDir}`, 'gc', '--grace-period=0s'])
-      const mounted = spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).stdout
-      if (mounted.includes(rktDir)) throw new Error(`rkt gc left mounts under ${rktDir}: not removed`)
+      removeRktDir(rktDir, rkt)
     }
   })
 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
 import { runAci } from './harness/run-aci.js'
+import { removeRktDir } from './helpers/rkt.js'
 import {
   actoolValidate,
   buildJson,
@@ -333,10 +334,11 @@ describe('nix2aci layered', () => {
       const hello = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
       const rktDir = join(dir.path, 'rkt')
       const run = runCli(['run', `--dir=${rktDir}`, hello.image])
-      spawnSync('rkt', [`--dir=${rktDir}`, 'gc', '--grace-period=0s'])
+      removeRktDir(rktDir)
       expect(run.stdout).toContain('Hello, world!')
       expect(run.status).toBe(0)
     } finally {
+      removeRktDir(join(dir.path, 'rkt'))
       dir.remove()
     }
   })

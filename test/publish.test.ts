@@ -1,10 +1,11 @@
 // nix2aci publish: the tree it writes is found by actool discover and fetched by the real rkt, by name,
 // from a loopback web server inside a network namespace of the test's own (never any other address).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildJson, fixtureEnv, makeTempDir, onPath, runCli } from './helpers/cli.js'
+import { removeRktDir } from './helpers/rkt.js'
 import { makeThrowawayKey } from './helpers/gpg.js'
 
 const key = makeThrowawayKey('nix2aci publish test <publish@nix2aci.invalid>', 'rsa2048')
@@ -61,12 +62,7 @@ function fetchAndRunWithRkt(image: string, nameAndVersion: string) {
     )
   } finally {
     served.remove()
-    spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
-    const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((target) => target.startsWith(rktDir.path))
-    if (mounted.length > 0) throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
-    rktDir.remove()
+    removeRktDir(rktDir.path, rkt)
   }
 }
 

@@ -1,11 +1,12 @@
 // nix2aci run and validate against the real rkt (1.30, fly stage1), when it is on PATH: the
 // options a CI job passes reach it, the app's exit code comes back, and validate agrees with rkt
 // about volumes. Skipped where rkt (and its stage1-fly.aci beside it) is not installed.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildJson, makeTempDir, runCli } from './helpers/cli.js'
+import { removeRktDir } from './helpers/rkt.js'
 
 const rkt = spawnSync('sh', ['-c', 'command -v rkt'], { encoding: 'utf8' }).stdout.trim()
 const stage1 = rkt ? join(dirname(rkt), 'stage1-fly.aci') : ''
@@ -26,13 +27,7 @@ describe.skipIf(!runnable)('with the real rkt (on PATH, stage1-fly.aci beside it
   })
   afterAll(() => {
     out.remove()
-    // The fly stage1 leaves its pods' mounts (a /dev among them) until gc: never delete under them.
-    spawnSync(rkt, [`--dir=${rktDir.path}`, 'gc', '--grace-period=0s'])
-    const mounted = execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((target) => target.startsWith(rktDir.path))
-    if (mounted.length > 0) throw new Error(`rkt gc left ${mounted.length} mounts under ${rktDir.path}; not removed`)
-    rktDir.remove()
+    removeRktDir(rktDir.path, rkt)
   })
 
   it("runs the app with rkt's options and passes its exit code through", () => {
