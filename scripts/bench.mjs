@@ -12,8 +12,8 @@
 // Fat: the baseline is `tar -cf - <closure> | gzip -6` of the same data; nix2aci fat --engine native
 // should cost at most 1.0 of it with plain gzip, 0.6 with pigz on 2 cores, and peak under 200 MB
 // whatever the closure size.
-// Travel: `nix2aci export -o - | nix2aci import -` of a thin image over a 100 MiB closure should cost at
-// most 1.2 of `nix-store --export | nix-store --import` of the same paths.
+// Travel: `nix2aci export -o - | nix2aci import -` of a thin image over a 100 MiB closure into an empty
+// store should cost at most 1.2 of `nix-store --export | nix-store --import` of the same paths into one.
 // Layered: on a 100-path closure (99 synthetic paths and a one-file `marker` package), a full layered
 // build into a fresh out-dir should cost at most 1.1 of the fat build of the same packages (both gzip,
 // native), a rebuild in that out-dir with the marker changed (one store path: its layer and the app image
@@ -432,8 +432,11 @@ async function benchFat(sizes, tools) {
 
 /**
  * Export and import of a thin image over a closure, against `nix-store --export | nix-store --import`
- * of the same paths. Both import paths the store has already (deleting them between runs would time
- * the deletion too): nix-store reads and checks each NAR all the same.
+ * of the same paths, into two stores. The judged one is an empty store of its own, made before each
+ * run and not timed (`NIX_REMOTE=local?root=DIR` on the importing side): the other host's store, which
+ * lacks the closure, so that nix-store writes every path as it does where an export is for. The other is
+ * this host's own store, which has every path already: nix-store reads and checks each NAR but writes
+ * none, so what is Nix's share of the work is smallest there, and its ratio is shown, not judged.
  */
 async function benchTravel({ label, paths, bytesPerPath, reps }) {
   const closure = await buildClosure(paths, bytesPerPath)
@@ -443,39 +446,46 @@ async function benchTravel({ label, paths, bytesPerPath, reps }) {
   const image = join(built, 'synthetic.aci')
   const imageClosure = (await run(['nix-store', '-qR', join(built, 'synthetic.profile')])).stdout.trim().split('\n')
   await warmPageCache(closure)
-  const pipe = async () => {
-    const script = 'nix-store --export "$@" | nix-store --import > /dev/null'
-    return { ms: (await run(['bash', '-o', 'pipefail', '-c', script, 'bash', ...imageClosure])).ms }
-  }
-  // The pipe form: export to standard output, import from standard input, as on two hosts over ssh.
-  const roundTrip = async () => {
+  // $1 is the empty store's root, made (with its database, untimed) in a fresh dir; $2 an out-dir.
+  const timed = async (script, args) => {
     const at = freshDir()
-    const script = `"$1" "$2" export "$3" -o - -q | "$1" "$2" import - --out-dir "$4" -q`
-    const { ms } = await run(['bash', '-o', 'pipefail', '-c', script, 'bash', node, cli, image, join(at, 'imported')])
+    const into = join(at, 'store')
+    await run(['env', `NIX_REMOTE=local?root=${into}`, 'nix-store', '--init'])
+    const { ms } = await run(['bash', '-o', 'pipefail', '-c', script, 'bash', into, join(at, 'imported'), ...args])
     rmSync(at, { recursive: true })
     return { ms }
   }
-  // What two Node commands in a pipe cannot avoid: two Node starts side by side, then the nix-store pipe.
-  const floor = async () => {
-    const script = 'node -e 0 | node -e 0 && nix-store --export "$@" | nix-store --import > /dev/null'
-    return { ms: (await run(['bash', '-o', 'pipefail', '-c', script, 'bash', ...imageClosure])).ms }
+  const variantsInto = (store) => {
+    const importing = store === 'empty' ? 'NIX_REMOTE="local?root=$1" ' : ''
+    const pipe = `nix-store --export "\${@:3}" | ${importing}nix-store --import > /dev/null`
+    return [
+      { name: `${store} baseline`, run: () => timed(pipe, imageClosure) },
+      // What two Node commands in a pipe cannot avoid: two Node starts side by side, then the nix-store pipe.
+      { name: `${store} floor`, run: () => timed(`node -e 0 | node -e 0 && ${pipe}`, imageClosure) },
+      // The pipe form: export to standard output, import from standard input, as on two hosts over ssh.
+      {
+        name: `${store} nix2aci`,
+        run: () =>
+          timed(`"$3" "$4" export "$5" -o - -q | ${importing}"$3" "$4" import - --out-dir "$2" -q`, [node, cli, image]),
+      },
+    ]
   }
-  const variants = [
-    { name: 'baseline', run: pipe },
-    { name: 'floor', run: floor },
-    { name: 'nix2aci', run: roundTrip },
-  ]
+  const variants = [...variantsInto('empty'), ...variantsInto('this')]
   for (const variant of variants) await variant.run() // unmeasured: the first runs load from disk
   const samples = await interleaved(variants, reps, `travel ${label}`)
   const ms = (name) => median(samples[name].map((sample) => sample.ms))
+  const into = (store) => ({
+    baseline: ms(`${store} baseline`),
+    floor: ms(`${store} floor`),
+    nix2aci: ms(`${store} nix2aci`),
+  })
   return {
     label,
     paths: imageClosure.length,
     reps,
     bytes: closure.bytes,
-    baseline: ms('baseline'),
-    floor: ms('floor'),
-    nix2aci: ms('nix2aci'),
+    empty: into('empty'),
+    this: into('this'),
   }
 }
 
@@ -795,29 +805,32 @@ function reportTravel(row) {
   console.log(
     `\nExport and import of a thin image: median s of ${row.reps} interleaved runs; baseline = nix-store --export <closure> | nix-store --import`,
   )
-  console.log('  floor = two empty Node starts in a pipe, then nix-store --export | nix-store --import')
+  console.log('  floor = two empty Node starts in a pipe, then the baseline')
   console.log(
     table(
-      ['closure', 'paths', 'size', 'baseline', 'floor', 'export | import', 'ratio', 'vs floor'],
+      ['closure', 'paths', 'size', 'into', 'baseline', 'floor', 'export | import', 'ratio', 'vs floor'],
       [
-        [
-          row.label,
-          row.paths,
-          formatBytes(row.bytes),
-          seconds(row.baseline),
-          seconds(row.floor),
-          seconds(row.nix2aci),
-          ratio(row.nix2aci / row.baseline),
-          ratio(row.nix2aci / row.floor),
-        ],
-      ],
+        ['empty', 'an empty store (judged)'],
+        ['this', 'this store, paths present'],
+      ].map(([store, into]) => [
+        row.label,
+        row.paths,
+        formatBytes(row.bytes),
+        into,
+        seconds(row[store].baseline),
+        seconds(row[store].floor),
+        seconds(row[store].nix2aci),
+        ratio(row[store].nix2aci / row[store].baseline),
+        ratio(row[store].nix2aci / row[store].floor),
+      ]),
     ),
   )
+  const judged = row.empty.nix2aci / row.empty.baseline
   return [
     {
-      check: `nix2aci export | import of ${row.label} <= ${TARGET.travelRatio}x nix-store --export | --import`,
-      measured: `${ratio(row.nix2aci / row.baseline)}x`,
-      pass: row.nix2aci / row.baseline <= TARGET.travelRatio,
+      check: `nix2aci export | import of ${row.label} into an empty store <= ${TARGET.travelRatio}x nix-store --export | --import`,
+      measured: `${ratio(judged)}x`,
+      pass: judged <= TARGET.travelRatio,
     },
   ]
 }

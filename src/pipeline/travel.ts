@@ -36,35 +36,45 @@ interface Shipment {
   closure: string[]
 }
 
-/** A thin image, its .mounts and its profile, refused in one line when its closure is not all here. */
+/**
+ * A thin image, its .mounts and its profile, refused in one line when its closure is not all here.
+ * `nix-store -qR` of the user environment is the one Nix query: it fails when the path is not valid,
+ * and a valid path's closure is valid (Nix registers none without its references).
+ */
 async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment> {
   requireNix()
-  const contents = await readImage(image, signal)
-  if (contents.kind !== 'thin')
-    throw new UserError(
-      `${image} is not a thin image (it is ${contents.kind === 'fat' ? 'a fat one, self-contained: copy its .aci' : 'neither thin nor fat'}): only a thin image's closure is shipped`,
-    )
-  const mountsFile = mountsFileOf(image)
-  const volumes = await readMountsFile(image)
-  if (!volumes) throw new UserError(`${image} has no ${basename(mountsFile)} beside it`)
   const profile = profileFileOf(image)
   const gone = () =>
     new UserError(
       `the closure of ${image} is no longer in the store (${displayPath(profile)} leads nowhere): rebuild the image`,
     )
-  const userEnvironment = await realpath(profile).catch(() => {
-    throw gone()
-  })
-  const missing = volumes.filter((volume) => isStorePath(volume.source)).map((volume) => volume.source)
-  const invalid = await invalidPaths([userEnvironment, ...missing], signal)
-  if (invalid.length > 0)
+  // Nix answers while the image is read: both are on the way to the first byte of the closure.
+  const nixAnswer = realpath(profile).then(
+    async (userEnvironment) => ({
+      userEnvironment,
+      closure: await closureOf(userEnvironment, signal).catch((error: unknown) => {
+        throw error instanceof UserError && / is not valid/.test(error.message) ? gone() : error
+      }),
+    }),
+    () => {
+      throw gone()
+    },
+  )
+  nixAnswer.catch(() => undefined) // awaited below, after the image's own refusals
+  const [contents, volumes] = await Promise.all([readImage(image, signal), readMountsFile(image)])
+  if (contents.kind !== 'thin')
     throw new UserError(
-      `the closure of ${image} is no longer in the store: ${invalid.length} paths missing, first ${invalid[0]}: rebuild the image`,
+      `${image} is not a thin image (it is ${contents.kind === 'fat' ? 'a fat one, self-contained: copy its .aci' : 'neither thin nor fat'}): only a thin image's closure is shipped`,
     )
-  const closure = await closureOf(userEnvironment, signal)
-  const outside = missing.find((source) => !closure.includes(source))
+  const mountsFile = mountsFileOf(image)
+  if (!volumes) throw new UserError(`${image} has no ${basename(mountsFile)} beside it`)
+  const { userEnvironment, closure } = await nixAnswer
+  const inClosure = new Set(closure)
+  const outside = volumes.find((volume) => isStorePath(volume.source) && !inClosure.has(volume.source))
   if (outside)
-    throw new UserError(`${mountsFile} mounts ${outside}, which is not in the closure of ${displayPath(profile)}`)
+    throw new UserError(
+      `${mountsFile} mounts ${outside.source}, which is not in the closure of ${displayPath(profile)}`,
+    )
   return { name: contents.manifest.name, imageId: contents.imageId, mountsFile, volumes, userEnvironment, closure }
 }
 
@@ -117,6 +127,7 @@ export async function importImage(
   requireNix()
   let outputs: ImageOutputs | undefined
   let header: ExportHeader | undefined
+  let imported: string[] = []
   const staged = { image: '', mounts: '', profile: '' }
   return withCleanup(
     async () => outputs?.close(),
@@ -135,12 +146,17 @@ export async function importImage(
         },
         image: (data) => writeFile(staged.image, data),
         mounts: (data) => writeFile(staged.mounts, data),
-        closure: async (fd) => void (await importClosure(fd, () => truncatedClosure(file), signal)),
+        closure: async (fd) => void (imported = await importClosure(fd, () => truncatedClosure(file), signal)),
       })
       const { name, imageId, closure, userEnvironment } = header!
       if ((await imageIdOf(staged.image, signal)) !== imageId)
         throw new UserError(`${file} is damaged: its image.aci is not the image ${imageId.slice(0, 19)}... it names`)
-      const invalid = await invalidPaths(closure, signal)
+      // nix-store --import names every path of the stream; only one it did not name is asked about.
+      const named = new Set(imported)
+      const invalid = await invalidPaths(
+        closure.filter((path) => !named.has(path)),
+        signal,
+      )
       if (invalid.length > 0)
         throw new UserError(
           `${file} did not bring its whole closure: ${invalid.length} paths missing, first ${invalid[0]}`,
