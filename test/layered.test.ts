@@ -1,7 +1,7 @@
 // Layered images: the closure in layer images shared by every image of the out-dir.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
 import { runAci } from './harness/run-aci.js'
@@ -9,6 +9,7 @@ import { removeRktDir } from './helpers/rkt.js'
 import {
   actoolValidate,
   buildJson,
+  fixtureEnv,
   imageIdOf,
   listImage,
   makeTempDir,
@@ -172,6 +173,43 @@ describe('nix2aci layered', () => {
       dir.remove()
     }
   })
+
+  it.skipIf(!onPath('actool'))(
+    'has actool validate every image it writes, the new layers with the app image, and not the kept ones',
+    () => {
+      const dir = makeTempDir()
+      try {
+        // A pass-through in front of the real actool, noting which files each build had it validate.
+        const bin = join(dir.path, 'bin')
+        const log = join(dir.path, 'actool.log')
+        const realActool = execFileSync('sh', ['-c', 'command -v actool'], { encoding: 'utf8' }).trim()
+        mkdirSync(bin)
+        writeFileSync(
+          join(bin, 'actool'),
+          `#!/bin/sh\nfor f in "$@"; do echo "$f"; done >> ${JSON.stringify(log)}\nexec ${realActool} "$@"\n`,
+          { mode: 0o755 },
+        )
+        const env = fixtureEnv({ PATH: `${bin}:${process.env.PATH}` })
+        const outDir = join(dir.path, 'out')
+        // The base names of the files validated since the last call ('validate' is actool's command).
+        const validated = () => {
+          const lines = readFileSync(log, 'utf8').trim().split('\n')
+          rmSync(log)
+          return lines.slice(1).map((file) => basename(file))
+        }
+        const hello = buildJson(['layered', 'example.com/hello', 'hello', 'hello', '--out-dir', outDir], { env })
+        expect(hello.layers!.written.length).toBeGreaterThan(1)
+        expect(validated()).toEqual(expect.arrayContaining(hello.layers!.written))
+        const etcd = buildJson(['layered', 'example.com/etcd', 'etcd', 'etcd', '--out-dir', outDir], { env })
+        expect(etcd.layers!.kept.length).toBeGreaterThan(0)
+        const second = validated()
+        expect(second).toHaveLength(etcd.layers!.written.length + 1)
+        expect(second).toEqual(expect.arrayContaining(etcd.layers!.written))
+      } finally {
+        dir.remove()
+      }
+    },
+  )
 
   it('gives byte-identical layers and image in a fresh out-dir', () => {
     const again = makeTempDir()

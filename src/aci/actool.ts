@@ -7,15 +7,19 @@ export function actoolInstalled(): boolean {
   return findOnPath('actool') !== undefined
 }
 
-/** Validates an image; resolves false when actool is not installed, throws when it rejects the image. */
-export async function validateWithActool(image: string, signal?: AbortSignal): Promise<boolean> {
+/**
+ * Validates images, all in one actool run (a layered build's new layers with its app image); resolves
+ * false when actool is not installed, throws when it rejects one (its line names the file).
+ */
+export async function validateWithActool(images: readonly string[], signal?: AbortSignal): Promise<boolean> {
   const actool = findOnPath('actool')
   if (!actool) return false
   try {
-    await run(actool, ['validate', image], { signal })
+    await run(actool, ['validate', ...images], { signal })
     return true
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
-    throw new UserError(`actool validate rejected the image: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
+    const what = images.length === 1 ? 'the image' : 'an image'
+    throw new UserError(`actool validate rejected ${what}: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
   }
 }

@@ -52,7 +52,7 @@ export async function checkImage(image: string, signal?: AbortSignal): Promise<C
   let actool: CheckReport['actool'] = readable ? 'not installed' : 'not run'
   if (readable) {
     try {
-      if (await validateWithActool(image, signal)) actool = 'passed'
+      if (await validateWithActool([image], signal)) actool = 'passed'
     } catch (error) {
       if (!(error instanceof UserError)) throw error
       actool = 'rejected'

@@ -180,7 +180,12 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       const [validation, mountsWrite] = await Promise.allSettled([
         request.validate &&
           actoolInstalled() &&
-          progress.step('Validating with actool', () => validateWithActool(staged.image, signal)),
+          progress.step('Validating with actool', () =>
+            validateWithActool(
+              [staged.image, ...(layers?.written ?? []).map((file) => join(staged.layers, file))],
+              signal,
+            ),
+          ),
         hasVolumes && writeFile(staged.mounts, formatMountsFile(plan.volumes)),
       ])
       if (validation.status === 'rejected') throw validation.reason
