@@ -1,9 +1,19 @@
 // Layered images: the closure in layer images shared by every image of the out-dir.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
+import { tryLock } from '../src/util/lock.js'
 import { runAci } from './harness/run-aci.js'
 import { removeRktDir } from './helpers/rkt.js'
 import {
@@ -14,6 +24,7 @@ import {
   listImage,
   makeTempDir,
   onPath,
+  repoRoot,
   runCli,
   snapshotDir,
   writeShellPackage,
@@ -343,6 +354,59 @@ describe('nix2aci layered', () => {
       expect(run.status).toBe(1)
       expect(run.stderr.trim().split('\n')).toHaveLength(1)
       expect(run.stderr).toMatch(/^nix2aci: cannot run .*: 1 of its layers missing: /)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('prune keeps the layers of an image a cut-short commit is about to put in place; the next build puts it there', () => {
+    const dir = makeTempDir()
+    try {
+      const hello = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      // What a crash after the layers' renames leaves: the layers in place, the image still staged, and
+      // the list of renames the commit had written down before it began.
+      const staging = '.example.com-hello.building-crash1'
+      mkdirSync(join(dir.path, staging))
+      renameSync(hello.image, join(dir.path, staging, 'image.aci'))
+      const journal = {
+        staging,
+        renames: [[`${staging}/image.aci`, 'example.com-hello.aci']],
+        removals: [],
+        profile: 'remove',
+      }
+      writeFileSync(join(dir.path, '.example.com-hello.commit'), JSON.stringify(journal))
+      const layerFiles = () => readdirSync(join(dir.path, 'layers')).sort()
+      const before = layerFiles()
+      const pruned = runCli(['prune', '--out-dir', dir.path, '--json'])
+      expect(pruned.status, pruned.stderr).toBe(0)
+      expect(JSON.parse(pruned.stdout)).toMatchObject({ removed: [] })
+      expect(layerFiles()).toEqual(before)
+      // The next build of the name finishes that commit, then makes its own: every layer is there.
+      const again = layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      expect(again.layers!.written).toEqual([])
+      expect(runCli(['validate', again.image]).status).toBe(0)
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('prune waits while a commit renames layers in, saying so', async () => {
+    const dir = makeTempDir()
+    try {
+      layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+      // The lock a commit holds while it renames layers in (src/pipeline/outputs.ts), taken here.
+      const held = tryLock(`${realpathSync(dir.path)}/layers/`)!
+      expect(held).toBeDefined()
+      const prune = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), 'prune', '--out-dir', dir.path], {
+        env: fixtureEnv(),
+      })
+      let stderr = ''
+      prune.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      const exited = new Promise<number | null>((resolve) => prune.on('close', resolve))
+      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/^Waiting for a build to finish saving into /)
+      expect(prune.exitCode).toBeNull()
+      held.release()
+      expect(await exited).toBe(0)
     } finally {
       dir.remove()
     }

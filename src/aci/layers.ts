@@ -119,14 +119,16 @@ interface ImageDependencies {
 /** Every image of an out-dir (`*.aci` beside the layers folder) with what it depends on. */
 async function imagesIn(outDir: string): Promise<ImageDependencies[]> {
   const names = await readdir(outDir).catch(() => [] as string[])
+  return imagesAt(names.filter((name) => name.endsWith('.aci')).map((name) => join(outDir, name)))
+}
+
+/** The images of `files` that can be read, with what each depends on. */
+async function imagesAt(files: readonly string[]): Promise<ImageDependencies[]> {
   const images = await Promise.all(
-    names
-      .filter((name) => name.endsWith('.aci'))
-      .map(async (name) => {
-        const file = join(outDir, name)
-        const manifest = await readManifest(file).catch(() => undefined)
-        return manifest ? { file, dependencies: manifest.dependencies ?? [] } : undefined
-      }),
+    files.map(async (file) => {
+      const manifest = await readManifest(file).catch(() => undefined)
+      return manifest ? { file, dependencies: manifest.dependencies ?? [] } : undefined
+    }),
   )
   return images.filter((image) => image !== undefined)
 }
@@ -137,10 +139,11 @@ export interface PruneResult {
 }
 
 /**
- * Removes the layers no image of the out-dir depends on, with their records and signatures.
- * A layer a build holds staged (a second hard link) is left: that build is about to use it.
+ * Removes the layers no image of the out-dir depends on, nor any of `pendingImages` (images about to
+ * be put there), with their records and signatures. A layer a build holds staged (a second hard
+ * link) is left: that build is about to use it.
  */
-export async function pruneLayers(outDir: string): Promise<PruneResult> {
+export async function pruneLayers(outDir: string, pendingImages: readonly string[] = []): Promise<PruneResult> {
   const folder = layersFolderOf(outDir)
   const files = (await readdir(folder).catch(() => [] as string[])).filter((name) => name.endsWith('.aci'))
   const candidates: string[] = []
@@ -150,9 +153,8 @@ export async function pruneLayers(outDir: string): Promise<PruneResult> {
   }
   // Read after the candidates: an image committed meanwhile is seen, and its layers kept.
   const used = new Set<string>()
-  for (const image of await imagesIn(outDir))
-    for (const dependency of image.dependencies)
-      used.add(dependencyFileName(dependency))
+  for (const image of [...(await imagesIn(outDir)), ...(await imagesAt(pendingImages))])
+    for (const dependency of image.dependencies) used.add(dependencyFileName(dependency))
   const result: PruneResult = { removed: [], bytes: 0 }
   for (const name of candidates.filter((candidate) => !used.has(candidate))) {
     const file = join(folder, name)

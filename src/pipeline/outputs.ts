@@ -18,6 +18,7 @@ import {
 import { rm } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { profileFileOf, signatureFileOf } from '../aci/files.js'
+import { pruneLayers, type PruneResult } from '../aci/layers.js'
 import { mountsFileOf } from '../aci/mounts.js'
 import { layersFolderOf } from '../plan/layers.js'
 import { profileState, pruneProfile, removeProfile, restoreProfile, type ProfileState } from '../nix/profile.js'
@@ -64,6 +65,9 @@ const JOURNAL = /^\.(.+)\.commit$/
 const journalOf = (outDir: string, base: string) => join(outDir, `.${base}.commit`)
 const profileOf = (outDir: string, base: string) => profileFileOf(join(outDir, `${base}.aci`))
 const lockKeyOf = (outDir: string, base: string) => `${realpathSync(outDir)}/${base}`
+/** The shared layers folder's lock: held by a commit while it renames layers in, and by prune. Ends in
+ * `/`, which no name's key does. */
+const layersLockKeyOf = (outDir: string) => `${realpathSync(outDir)}/layers/`
 
 export class ImageOutputs {
   readonly outDir: string
@@ -218,11 +222,20 @@ function checkTargets(final: FinalOutputs): void {
  */
 async function rollForward(outDir: string, base: string, journal: Journal): Promise<void> {
   const at = (name: string) => join(outDir, name)
-  for (const [from, to] of journal.renames) {
-    if (!existsSync(at(from))) continue
-    // The layers folder is made by the first commit that puts a layer in it.
-    if (dirname(to) !== '.') mkdirSync(dirname(at(to)), { recursive: true })
-    renameSync(at(from), at(to))
+  // Renaming layers in waits for a prune to end: it would not see this image, and take its layers.
+  const renamesLayers = journal.renames.some(([, to]) => dirname(to) !== '.')
+  const layersLock = renamesLayers
+    ? (tryLock(layersLockKeyOf(outDir)) ?? (await lock(layersLockKeyOf(outDir), (waiting) => waiting, NEVER)))
+    : undefined
+  try {
+    for (const [from, to] of journal.renames) {
+      if (!existsSync(at(from))) continue
+      // The layers folder is made by the first commit that puts a layer in it.
+      if (dirname(to) !== '.') mkdirSync(dirname(at(to)), { recursive: true })
+      renameSync(at(from), at(to))
+    }
+  } finally {
+    layersLock?.release()
   }
   for (const name of journal.removals) rmSync(at(name), { force: true })
   // The new profile generation is the image's now: nothing is to be put back.
@@ -261,6 +274,33 @@ async function recoverOthersLeftovers(outDir: string, base: string, entries: rea
     await recoverLeftovers(outDir, other, entries)
       .catch(() => undefined)
       .finally(() => held.release())
+  }
+}
+
+/** A commit waits at most for a prune, which is short: it is not one a build's Ctrl-C should abandon half-made. */
+const NEVER = new AbortController().signal
+
+/**
+ * `nix2aci prune`: under the layers folder's lock, so that no commit puts an image and its layers in
+ * meanwhile, the layers that neither an image of the out-dir nor one a commit journal is about to
+ * put there (a commit waiting for this lock, or one a crash cut short) depends on are removed.
+ */
+export async function pruneUnusedLayers(
+  outDir: string,
+  onWait: (waiting: Promise<Lock>) => Promise<Lock>,
+  signal: AbortSignal,
+): Promise<PruneResult> {
+  if (!existsSync(layersFolderOf(outDir))) return { removed: [], bytes: 0 }
+  const held = await lock(layersLockKeyOf(outDir), onWait, signal)
+  try {
+    const pending = readdirSync(outDir)
+      .filter((entry) => JOURNAL.test(entry))
+      .flatMap((entry) => readJson<Journal>(join(outDir, entry))?.renames ?? [])
+      .filter(([, to]) => dirname(to) === '.' && to.endsWith('.aci'))
+      .map(([from]) => join(outDir, from))
+    return await pruneLayers(outDir, pending)
+  } finally {
+    held.release()
   }
 }
 

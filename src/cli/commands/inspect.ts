@@ -85,14 +85,22 @@ export function addInspectCommands(cli: GlobalArgs, signal: AbortSignal): Global
     )
 }
 
-export function addPruneCommand(cli: GlobalArgs): GlobalArgs {
+export function addPruneCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArgs {
   return cli.command(
     'prune',
     'Remove the layers (<out-dir>/layers) that no image of the out-dir depends on',
     (y) => y,
     async (argv) => {
-      const { pruneLayers } = await import('../../aci/layers.js')
-      const result = await pruneLayers(argv.outDir)
+      const { pruneUnusedLayers } = await import('../../pipeline/outputs.js')
+      const result = await pruneUnusedLayers(
+        argv.outDir,
+        (waiting) => {
+          if (!argv.quiet)
+            process.stderr.write(`Waiting for a build to finish saving into ${displayPath(argv.outDir)}\n`)
+          return waiting
+        },
+        signal,
+      )
       if (argv.json) return void process.stdout.write(`${JSON.stringify(result)}\n`)
       if (!argv.quiet)
         process.stdout.write(
