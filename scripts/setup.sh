@@ -14,6 +14,7 @@ packages=(
   pigz xz-utils bzip2  # compressors for fat images
   gnupg          # image signing
   systemd        # systemd-analyze verify: the tests check the units nix2aci unit prints
+  openssh-server # sshd on loopback in a test's own network namespace: the tests copy images over real SSH
   time           # GNU time: peak memory in npm run bench
 )
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (it installs Debian packages)" >&2; exit 1; fi

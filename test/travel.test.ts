@@ -1,11 +1,22 @@
 // Thin images to other hosts (export, import, copy) and as systemd services (unit), against the real
 // Nix store: an image's closure is deleted from the store and comes back from its export file.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAci } from './harness/run-aci.js'
 import { buildJson, fixtureEnv, fixtures, makeTempDir, repoRoot, runCli, snapshotDir } from './helpers/cli.js'
+import { makeThrowawayKey, type ThrowawayKey } from './helpers/gpg.js'
+import { noLoopbackSshd, startLoopbackSshd, type LoopbackSshd } from './helpers/sshd.js'
 
 const nixStore = (...args: string[]) =>
   execFileSync('nix-store', args, { encoding: 'utf8' }).split('\n').filter(Boolean)
@@ -165,17 +176,22 @@ describe('copy', () => {
   })
   afterAll(() => out.remove())
 
-  // No second host is reachable from a test: the command lines are what can be checked here.
-  it('prints the nix-copy-closure, ssh and scp commands with --dry-run', () => {
-    const run = runCli(['copy', image.image, '--to', 'ssh://deploy@web1/srv/acis', '--dry-run'])
+  it('prints its commands with --dry-run, every ssh with the options of NIX_SSHOPTS', () => {
+    const run = runCli(['copy', image.image, '--to', 'ssh://deploy@web1/srv/acis', '--dry-run'], {
+      env: fixtureEnv({ NIX_SSHOPTS: '-p 2222  -i /keys/deploy' }),
+    })
     expect(run.status, run.stderr).toBe(0)
     const userEnvironment = execFileSync('readlink', ['-f', image.profile!], { encoding: 'utf8' }).trim()
-    expect(run.stdout.split('\n').filter(Boolean)).toEqual([
+    const lines = run.stdout.split('\n').filter(Boolean)
+    const staging = /\/srv\/acis\/\.bb\.mounts\.([0-9a-f]{8})\.tmp /.exec(lines[3] ?? '')?.[1]
+    const place = (name: string) =>
+      `ssh -p 2222 -i /keys/deploy deploy@web1 'cat > /srv/acis/.${name}.${staging}.tmp && mv /srv/acis/.${name}.${staging}.tmp /srv/acis/${name}' < ${out.path}/${name}`
+    expect(lines).toEqual([
       `nix-copy-closure --to deploy@web1 ${userEnvironment}`,
-      `ssh deploy@web1 'mkdir -p /srv/acis'`,
-      `ssh deploy@web1 'nix-env -p /srv/acis/bb.profile --set ${userEnvironment}'`,
-      `scp -q ${out.path}/bb.mounts deploy@web1:/srv/acis/bb.mounts`,
-      `scp -q ${out.path}/bb.aci deploy@web1:/srv/acis/bb.aci`,
+      `ssh -p 2222 -i /keys/deploy deploy@web1 'mkdir -p /srv/acis'`,
+      `ssh -p 2222 -i /keys/deploy deploy@web1 'nix-env -p /srv/acis/bb.profile --set ${userEnvironment}'`,
+      place('bb.mounts'),
+      place('bb.aci'),
     ])
   })
 
@@ -184,6 +200,90 @@ describe('copy', () => {
     expect(run.status).toBe(1)
     expect(run.stderr).toMatch(
       /^nix2aci: cannot copy to web1:\/srv: the target must be ssh:\/\/\[user@\]host\[\/dir\].*\n$/,
+    )
+  })
+})
+
+describe.skipIf(noLoopbackSshd)('copy over SSH to a real sshd (needs root, unshare, nsenter, openssh-server)', () => {
+  const scratch = makeTempDir('nix2aci-copy-')
+  // The "remote host": sshd on 127.0.0.1 in a namespace of its own, whose sessions (nix-copy-closure's
+  // nix-store --serve, and nix-env) use a store of their own, so the closure really travels.
+  const remoteStore = join(scratch.path, 'remote-store')
+  const remoteNix = { ...process.env, NIX_REMOTE: `local?root=${remoteStore}` }
+  const remoteDir = join(scratch.path, 'remote', 'acis')
+  let key: ThrowawayKey | undefined
+  let sshd: LoopbackSshd
+  let image: ReturnType<typeof buildJson>
+  const copy = (target: string, sshOptions = sshd.sshOptions) =>
+    sshd.run([process.execPath, join(repoRoot, 'dist/bin/nix2aci.js'), 'copy', image.image, '--to', target], {
+      env: fixtureEnv({ NIX_SSHOPTS: sshOptions }),
+    })
+  beforeAll(async () => {
+    sshd = await startLoopbackSshd({ NIX_REMOTE: remoteNix.NIX_REMOTE })
+    const file = writeTravelPackage(scratch.path, 'hello-over-ssh')
+    key = makeThrowawayKey('nix2aci copy test <copy@nix2aci.invalid>')
+    image = buildJson(
+      [
+        ...['thin', 'travel/ssh', 'greet', 'greet', '-f', file, '--out-dir', join(scratch.path, 'built')],
+        ...['--sign', '--key', key.fingerprint],
+      ],
+      { env: fixtureEnv({ GNUPGHOME: key.home }) },
+    )
+  })
+  afterAll(async () => {
+    await sshd?.stop()
+    key?.remove()
+    scratch.remove()
+  })
+
+  it('ships the closure into the remote store, roots it there, and places .mounts, .asc and the image beside it', async () => {
+    const run = copy(`ssh://${sshd.host}${remoteDir}`)
+    expect(run.status, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/^copied .*travel-ssh\.aci to ssh:\/\/root@127\.0\.0\.1\/.*\n$/)
+    expect(readdirSync(remoteDir).sort()).toEqual([
+      'travel-ssh.aci',
+      'travel-ssh.aci.asc',
+      'travel-ssh.mounts',
+      'travel-ssh.profile',
+      'travel-ssh.profile-1-link',
+    ])
+    for (const name of ['travel-ssh.aci', 'travel-ssh.aci.asc', 'travel-ssh.mounts'])
+      expect(readFileSync(join(remoteDir, name)), name).toEqual(readFileSync(join(scratch.path, 'built', name)))
+    const userEnvironment = realpathSync(image.profile!)
+    expect(readlinkSync(join(remoteDir, readlinkSync(join(remoteDir, 'travel-ssh.profile'))))).toBe(userEnvironment)
+
+    // The remote store holds the whole closure, valid, and its profile keeps it from the collector.
+    const closure = nixStore('-qR', userEnvironment)
+    const remoteStoreRun = (...args: string[]) => spawnSync('nix-store', args, { env: remoteNix, encoding: 'utf8' })
+    const validity = remoteStoreRun('--check-validity', ...closure)
+    expect(validity.status, validity.stderr).toBe(0)
+    expect(remoteStoreRun('-qR', userEnvironment).stdout.split('\n').filter(Boolean).sort()).toEqual(closure.sort())
+    const dead = remoteStoreRun('--gc', '--print-dead').stdout.split('\n')
+    expect(closure.filter((path) => dead.includes(path))).toEqual([])
+
+    const ran = await runAci(join(remoteDir, 'travel-ssh.aci'), { mounts: join(remoteDir, 'travel-ssh.mounts') })
+    expect(ran.stdout.trim(), ran.stderr).toBe('hello-over-ssh')
+  })
+
+  it('stops at the first step that fails, in one line, leaving no image on the remote host', () => {
+    // No sshd on that port: nix-copy-closure, the first step, cannot connect.
+    const unreachable = copy(
+      `ssh://${sshd.host}${join(scratch.path, 'unreachable')}`,
+      sshd.sshOptions.replace('-p 2222', '-p 2223'),
+    )
+    expect(unreachable.status).toBe(1)
+    expect(unreachable.stderr).toMatch(
+      /^nix2aci: copy: nix-copy-closure --to root@127\.0\.0\.1 \/nix\/store\/\S+ failed: .*\n$/,
+    )
+    expect(existsSync(join(scratch.path, 'unreachable'))).toBe(false)
+
+    // A remote directory that cannot be made (a file is in the way): the closure went, nothing else.
+    const blocked = join(scratch.path, 'blocked')
+    writeFileSync(blocked, '')
+    const failed = copy(`ssh://${sshd.host}${blocked}/acis`)
+    expect(failed.status).toBe(1)
+    expect(failed.stderr).toMatch(
+      /^nix2aci: copy: root@127\.0\.0\.1: mkdir -p \S+\/blocked\/acis failed: mkdir: .*Not a directory\n$/,
     )
   })
 })

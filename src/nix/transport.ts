@@ -67,6 +67,14 @@ export async function invalidPaths(paths: readonly string[], signal: AbortSignal
   return stdout.split('\n').filter(Boolean)
 }
 
+/**
+ * The options nix-copy-closure gives ssh: NIX_SSHOPTS split at whitespace, as Nix splits it (no quotes).
+ * Copy's own ssh steps take the same, so a port or key in it reaches every step.
+ */
+export function nixSshOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.NIX_SSHOPTS ?? '').split(/\s+/).filter(Boolean)
+}
+
 /** `nix-copy-closure --to HOST PATHS`: the command line, for copy and its --dry-run. */
 export function copyClosureCommand(host: string, paths: readonly string[]): string[] {
   if (host.startsWith('-')) throw new UserError(`not a host name: ${host}`)

@@ -1,5 +1,6 @@
 // Thin images to other hosts: export (image + .mounts + closure in one file), import (its inverse, saved
-// as one unit by ./outputs.ts) and copy (nix-copy-closure and scp over SSH).
+// as one unit by ./outputs.ts) and copy (nix-copy-closure and ssh, with the same NIX_SSHOPTS).
+import { randomBytes } from 'node:crypto'
 import { readFile, realpath, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { exists, missingPaths, profileFileOf, signatureFileOf } from '../aci/files.js'
@@ -8,7 +9,14 @@ import { mountsFileOf, parseMountsFile, readMountsFile } from '../aci/mounts.js'
 import { imageIdOf } from '../aci/read.js'
 import { closureOf, requireNix } from '../nix/profile.js'
 import { isStorePath } from '../nix/selectors.js'
-import { copyClosureCommand, exportClosure, importClosure, invalidPaths, setProfile } from '../nix/transport.js'
+import {
+  copyClosureCommand,
+  exportClosure,
+  importClosure,
+  invalidPaths,
+  nixSshOptions,
+  setProfile,
+} from '../nix/transport.js'
 import { checkImageName, type HostVolume } from '../plan/plan.js'
 import {
   EXPORT_FORMAT,
@@ -185,38 +193,65 @@ export function parseSshTarget(target: string, image: string): { host: string; d
   return { host: match[1]!, dir: match[2] ?? dirname(resolve(image)) }
 }
 
+/** One step of a copy: a program's words, the local file it reads on standard input, and what it does (for errors). */
+export interface CopyCommand {
+  words: string[]
+  stdinFile?: string
+  step: string
+}
+
+/** A copy step as a shell reads it back (`< FILE` for its standard input): what --dry-run prints. */
+export function copyCommandLine({ words, stdinFile }: CopyCommand): string {
+  return stdinFile === undefined ? shellQuote(words) : `${shellQuote(words)} < ${shellQuote([stdinFile])}`
+}
+
 /**
  * `nix2aci copy IMAGE --to ssh://HOST[/DIR]`: the commands, in order. The closure goes first and the
  * profile roots it at once; the image goes last, so an image on the remote host has what it mounts.
+ * Every step is ssh with NIX_SSHOPTS, as nix-copy-closure's own connection is: one host, one port,
+ * one key. Files go through ssh's standard input into a hidden name of this copy's own, renamed into
+ * place, so each is whole or absent on the remote host.
  */
-export async function copyCommands(image: string, target: string, signal: AbortSignal): Promise<string[][]> {
+export async function copyCommands(image: string, target: string, signal: AbortSignal): Promise<CopyCommand[]> {
   const { host, dir } = parseSshTarget(target, image)
   const shipment = await shipmentOf(image, signal)
-  const base = basename(image, '.aci')
-  const remote = (path: string) => `${host}:${join(dir, path)}`
+  const ssh = (remoteCommand: string) => ['ssh', ...nixSshOptions(), host, remoteCommand]
+  const remote = (words: string[]): CopyCommand => ({
+    words: ssh(shellQuote(words)),
+    step: `${host}: ${shellQuote(words)}`,
+  })
+  const staging = randomBytes(4).toString('hex')
+  const place = (file: string): CopyCommand => {
+    const name = basename(file)
+    const [temporary, final] = [join(dir, `.${name}.${staging}.tmp`), join(dir, name)].map((path) => shellQuote([path]))
+    return {
+      words: ssh(`cat > ${temporary} && mv ${temporary} ${final}`),
+      stdinFile: file,
+      step: `copying ${name} to ${host}:${dir}`,
+    }
+  }
+  const profile = join(dir, `${basename(image, '.aci')}.profile`)
   const signature = signatureFileOf(image)
   const signed = await exists(signature)
-  const sshRun = (words: string[]) => ['ssh', host, shellQuote(words)]
+  const closure = copyClosureCommand(host, [shipment.userEnvironment])
   return [
-    copyClosureCommand(host, [shipment.userEnvironment]),
-    sshRun(['mkdir', '-p', dir]),
-    sshRun(['nix-env', '-p', join(dir, `${base}.profile`), '--set', shipment.userEnvironment]),
-    ['scp', '-q', shipment.mountsFile, remote(basename(shipment.mountsFile))],
-    ...(signed ? [['scp', '-q', signature, remote(basename(signature))]] : []),
-    ['scp', '-q', image, remote(basename(image))],
+    { words: closure, step: shellQuote(closure) },
+    remote(['mkdir', '-p', dir]),
+    remote(['nix-env', '-p', profile, '--set', shipment.userEnvironment]),
+    place(shipment.mountsFile),
+    ...(signed ? [place(signature)] : []),
+    place(image),
   ]
 }
 
-/** Runs `copyCommands`' commands in order; the first that fails stops the copy, named in one line. */
-export async function runCopyCommands(commands: readonly string[][], signal: AbortSignal): Promise<void> {
-  for (const words of commands) {
-    const [command, ...args] = words as [string, ...string[]]
-    if (!findOnPath(command)) throw new UserError(`copy needs ${command}, which is not on PATH`)
-    await run(command, args, { signal }).catch((error: unknown) => {
+/** Runs `copyCommands`' commands in order; the first that fails stops the copy, its step named in one line. */
+export async function runCopyCommands(commands: readonly CopyCommand[], signal: AbortSignal): Promise<void> {
+  for (const command of commands) {
+    const [program, ...args] = command.words as [string, ...string[]]
+    if (!findOnPath(program)) throw new UserError(`copy needs ${program}, which is not on PATH`)
+    await run(program, args, { signal, stdinFile: command.stdinFile }).catch((error: unknown) => {
       if (!(error instanceof CommandError)) throw error
-      throw new UserError(
-        `copy: ${shellQuote(words).slice(0, 200)} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`,
-      )
+      throw new UserError(`copy: ${command.step} failed: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
     })
   }
 }

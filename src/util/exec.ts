@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, createReadStream } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { killOnAbort } from './cancel.js'
 
@@ -29,14 +29,19 @@ export function errorLine(output: string, prefix = ''): string | undefined {
 
 /**
  * Runs a program (no shell) and collects its output; `onStderrLine` also sees each line of its
- * stderr as it comes. Plain execFile rather than zx here: the Nix layer is on every build's hot
+ * stderr as it comes; `stdinFile` is its standard input (else an empty pipe left open). Plain execFile rather than zx here: the Nix layer is on every build's hot
  * path and start-up time counts. Once `signal` aborts, the program is stopped and the promise
  * rejects with the signal's reason, after the program has exited.
  */
 export function run(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; onStderrLine?: (line: string) => void } = {},
+  options: {
+    env?: NodeJS.ProcessEnv
+    signal?: AbortSignal
+    onStderrLine?: (line: string) => void
+    stdinFile?: string
+  } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const { signal } = options
   return new Promise((resolve, reject) => {
@@ -59,6 +64,16 @@ export function run(
       },
     )
     killOnAbort(child, signal)
+    if (options.stdinFile !== undefined) {
+      // A program that stops reading early says why by its exit status, not by this pipe's EPIPE.
+      child.stdin!.on('error', () => undefined)
+      createReadStream(options.stdinFile)
+        .on('error', (error) => {
+          child.kill()
+          reject(error)
+        })
+        .pipe(child.stdin!)
+    }
     if (options.onStderrLine && child.stderr) forEachLine(child.stderr, options.onStderrLine)
   })
 }

@@ -2,7 +2,6 @@
 // and images run as systemd services.
 import { findOnPath } from '../../util/exec.js'
 import { displayPath } from '../../util/paths.js'
-import { shellQuote } from '../../util/shell.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
 import { withImageArgument } from './image-argument.js'
@@ -36,7 +35,8 @@ export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalA
     .command(
       'import <file>',
       'Import a file nix2aci export wrote: its closure into the store, the image, .mounts and GC root profile into --out-dir',
-      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the export file (-: standard input)' }),
+      (y) =>
+        y.positional('file', { type: 'string', demandOption: true, describe: 'the export file (-: standard input)' }),
       async (argv) => {
         const { importImage } = await import('../../pipeline/travel.js')
         // yargs hands a positional `-` on as '' (it re-parses it as the value of --file): '' is no file name.
@@ -60,7 +60,7 @@ export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalA
     )
     .command(
       'copy <aci>',
-      'Copy a thin image to another host over SSH: its closure with nix-copy-closure, its profile, then the image and .mounts with scp',
+      'Copy a thin image to another host over SSH (NIX_SSHOPTS for every step): its closure with nix-copy-closure, its profile, then .mounts and the image',
       (y) =>
         withImageArgument(y)
           .option('to', {
@@ -70,10 +70,12 @@ export function addTravelCommands(cli: GlobalArgs, signal: AbortSignal): GlobalA
           })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands instead' }),
       async (argv) => {
-        const { copyCommands, parseSshTarget, runCopyCommands } = await import('../../pipeline/travel.js')
+        const { copyCommandLine, copyCommands, parseSshTarget, runCopyCommands } =
+          await import('../../pipeline/travel.js')
         parseSshTarget(argv.to, argv.aci) // a bad target is refused before anything else is read
         const commands = await copyCommands(argv.aci, argv.to, signal)
-        if (argv.dryRun) return void process.stdout.write(commands.map((words) => `${shellQuote(words)}\n`).join(''))
+        if (argv.dryRun)
+          return void process.stdout.write(commands.map((command) => `${copyCommandLine(command)}\n`).join(''))
         await runCopyCommands(commands, signal)
         if (!argv.quiet) process.stdout.write(`copied ${displayPath(argv.aci)} to ${argv.to}\n`)
       },
