@@ -106,7 +106,7 @@ function standardDescriptor(fd: 0 | 1, flags: 'r' | 'w'): number {
 }
 
 function writeAll(fd: number, data: Buffer): void {
-  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done)
+  for (let done = 0; done < data.length;) done += writeSync(fd, data, done)
 }
 
 function writeEntry(fd: number, name: string, data: Buffer): void {
