@@ -2,9 +2,10 @@
 // apart (as rkt does), the program it needs, and the streams that compress and decompress it.
 import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
-import { Duplex, PassThrough, type Readable } from 'node:stream'
+import { availableParallelism } from 'node:os'
+import { Duplex, PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip, createGzip } from 'node:zlib'
+import { constants as zlibConstants, crc32, createGunzip, deflateRaw } from 'node:zlib'
 import { killOnAbort } from '../util/cancel.js'
 import { UserError } from '../util/errors.js'
 import { findOnPath } from '../util/exec.js'
@@ -36,7 +37,7 @@ export const COMPRESSION_FORMATS: Record<Compression, CompressionFormat> = {
     magic: (head) => head[0] === 0x1f && head[1] === 0x8b,
     // `-n` keeps names and times out of pigz's header, so output stays reproducible.
     compress: ({ pigz, signal }) =>
-      pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c'], signal) : createGzip({ level: GZIP_LEVEL }),
+      pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c'], signal) : parallelGzip(availableParallelism()),
     decompress: (file, signal) => {
       const gunzip = createGunzip()
       // pipeline destroys gunzip with the read error, so the reader sees it
@@ -80,6 +81,83 @@ export function requireCompressor(compression: Compression): void {
     throw new UserError(
       `--compression ${compression}: ${program.command} is not installed (not on PATH); install it with: sudo apt-get install ${program.debianPackage}`,
     )
+}
+
+/** Deflate's window: a block primed with the 32 KiB before it compresses as it would in one stream. */
+const DEFLATE_WINDOW = 32 * 1024
+/** Uncompressed bytes per deflate job: large enough that a job's thread hop costs nothing beside it. */
+const GZIP_BLOCK = 1 << 20
+/** The header of a gzip member with no name and no time (as `gzip -n` writes it), from a Unix host. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
+
+/**
+ * gzip at GZIP_LEVEL by node's zlib on up to `concurrency` threadpool threads, as pigz does it: the
+ * data is cut into fixed blocks, each deflated on its own but primed with the window before it and
+ * ended on a byte boundary (a sync flush), so the blocks concatenate into one deflate stream in one
+ * gzip member. The output depends on the data only, never on the concurrency or the timing.
+ */
+function parallelGzip(concurrency: number): Transform {
+  let held: Buffer[] = []
+  let heldBytes = 0
+  let window: Buffer | undefined
+  let crc = 0
+  let size = 0
+  const jobs: Promise<Buffer>[] = []
+  const deflate = (block: Buffer, last: boolean): Promise<Buffer> => {
+    const dictionary = window
+    // Every block but the last is whole, so the window before a block is in the block before it.
+    window = block.subarray(Math.max(0, block.length - DEFLATE_WINDOW))
+    crc = crc32(block, crc)
+    size += block.length
+    const options = {
+      level: GZIP_LEVEL,
+      finishFlush: last ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
+      // Room for the whole output at once: one trip to the threadpool per block.
+      chunkSize: block.length + (block.length >> 8) + 1024,
+      ...(dictionary ? { dictionary } : {}),
+    }
+    const job = new Promise<Buffer>((resolve, reject) =>
+      deflateRaw(block, options, (error, deflated) => (error ? reject(error) : resolve(deflated))),
+    )
+    job.catch(() => undefined) // a job failing before its turn is reported when its turn comes
+    return job
+  }
+  /** Pushes the oldest job's output; the order of the blocks is the order of the data. */
+  const pushOldest = async (gzip: Transform) => gzip.push(await jobs.shift())
+  return new Transform({
+    highWaterMark: GZIP_BLOCK,
+    construct(done) {
+      this.push(GZIP_HEADER)
+      done()
+    },
+    transform(chunk: Buffer, _encoding, done) {
+      held.push(chunk)
+      heldBytes += chunk.length
+      if (heldBytes < GZIP_BLOCK) return done()
+      const data = Buffer.concat(held, heldBytes)
+      const whole = data.length - (data.length % GZIP_BLOCK)
+      held = whole < data.length ? [data.subarray(whole)] : []
+      heldBytes = data.length - whole
+      const dispatching = async () => {
+        for (let start = 0; start < whole; start += GZIP_BLOCK) {
+          jobs.push(deflate(data.subarray(start, start + GZIP_BLOCK), false))
+          while (jobs.length >= concurrency) await pushOldest(this)
+        }
+      }
+      dispatching().then(() => done(), done)
+    },
+    flush(done) {
+      const finishing = async () => {
+        jobs.push(deflate(Buffer.concat(held, heldBytes), true))
+        while (jobs.length > 0) await pushOldest(this)
+        const trailer = Buffer.alloc(8)
+        trailer.writeUInt32LE(crc >>> 0, 0)
+        trailer.writeUInt32LE(size % 2 ** 32, 4)
+        this.push(trailer)
+      }
+      finishing().then(() => done(), done)
+    },
+  })
 }
 
 /** A program reading stdin and writing stdout, as a Duplex that fails when the program does. */

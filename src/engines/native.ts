@@ -1,7 +1,7 @@
 // The built-in engine: packs manifest, skeleton and (for fat images) the closure straight from the
 // store into a tar, and hands its bytes to a sink (in memory, or streamed through the compressor)
 // that writes the output file and hashes the tar for the image ID.
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { Transform } from 'node:stream'
@@ -45,41 +45,39 @@ const inMemory: Sink = async (tar, output) => {
   return createHash('sha512').update(bytes).digest('hex')
 }
 
-const streamed: Sink = (tar, output, compression, signal) =>
-  streamHashed(tar, output, compression, signal).then(({ tarHash }) => tarHash)
+const streamed: Sink = (tar, output, compression, signal) => streamHashed(tar, output, compression, signal)
 
-/** A tap that hashes what flows through it. */
-function hashing(algorithm: string): { tap: Transform; digest: () => string } {
-  const hash = createHash(algorithm)
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk)
-      done(null, chunk)
-    },
-  })
-  return { tap, digest: () => hash.digest('hex') }
-}
+/** Bytes a stage of the write holds before it waits: the pack can run a file ahead of the compressor. */
+const STAGE_BUFFER = 1 << 20
 
-/** Streams the tar through the compressor into `output`: the tar's sha512 and the file's sha256 (hex). */
+/**
+ * Streams the tar through the compressor into `output`; resolves to the tar's sha512 (hex). `fileHash`,
+ * when given, is fed the file's bytes as they are written.
+ */
 async function streamHashed(
   tar: Pack,
   output: string,
   compression: Compression,
   signal: AbortSignal,
-): Promise<{ tarHash: string; fileHash: string }> {
-  const tarHash = hashing('sha512')
-  const fileHash = hashing('sha256')
+  fileHash?: Hash,
+): Promise<string> {
+  const tarHash = createHash('sha512')
+  const hashTar = new Transform({
+    highWaterMark: STAGE_BUFFER,
+    transform(chunk: Buffer, _encoding, done) {
+      tarHash.update(chunk)
+      done(null, chunk)
+    },
+  })
   // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
   const pigz = compression === 'gzip' ? findOnPath('pigz') : undefined
-  await pipeline(
-    tar,
-    tarHash.tap,
-    compressor(compression, { pigz, signal }),
-    fileHash.tap,
-    createWriteStream(output, { flags: 'wx' }),
-    { signal },
-  )
-  return { tarHash: tarHash.digest(), fileHash: fileHash.digest() }
+  const compressed = compressor(compression, { pigz, signal })
+  // A listener beside the pipe, not one more stage for every chunk to pass.
+  if (fileHash) compressed.on('data', (chunk: Buffer) => fileHash.update(chunk))
+  await pipeline(tar, hashTar, compressed, createWriteStream(output, { flags: 'wx', highWaterMark: STAGE_BUFFER }), {
+    signal,
+  })
+  return tarHash.digest('hex')
 }
 
 type Header = Partial<TarHeader> & Pick<TarHeader, 'name'>
@@ -108,11 +106,12 @@ export async function writeLayer(
   signal: AbortSignal,
 ): Promise<{ imageId: string; sha256: string }> {
   const pack = tarPack()
-  const writing = streamHashed(pack, output, 'gzip', signal)
+  const fileHash = createHash('sha256')
+  const writing = streamHashed(pack, output, 'gzip', signal, fileHash)
   const packing = packContents(pack, layerManifest(layer), layer).then(() => pack.finalize())
   packing.catch((error: Error) => pack.destroy(error))
-  const [, { tarHash, fileHash }] = await Promise.all([packing, writing])
-  return { imageId: `sha512-${tarHash}`, sha256: fileHash }
+  const [, tarHash] = await Promise.all([packing, writing])
+  return { imageId: `sha512-${tarHash}`, sha256: fileHash.digest('hex') }
 }
 
 function packImage(pack: Pack, plan: ImagePlan): Promise<void> {
