@@ -436,7 +436,7 @@ async function benchFat(sizes, tools) {
  * run and not timed (`NIX_REMOTE=local?root=DIR` on the importing side): the other host's store, which
  * lacks the closure, so that nix-store writes every path as it does where an export is for. The other is
  * this host's own store, which has every path already: nix-store reads and checks each NAR but writes
- * none, so what is Nix's share of the work is smallest there, and its ratio is shown, not judged.
+ * none, so Nix's share of the work is smallest there; its ratio is shown, not judged.
  */
 async function benchTravel({ label, paths, bytesPerPath, reps }) {
   const closure = await buildClosure(paths, bytesPerPath)
@@ -805,10 +805,10 @@ function reportTravel(row) {
   console.log(
     `\nExport and import of a thin image: median s of ${row.reps} interleaved runs; baseline = nix-store --export <closure> | nix-store --import`,
   )
-  console.log('  floor = two empty Node starts in a pipe, then the baseline')
+  console.log('  floor = two empty Node starts in a pipe, then the baseline; added = export | import - baseline')
   console.log(
     table(
-      ['closure', 'paths', 'size', 'into', 'baseline', 'floor', 'export | import', 'ratio', 'vs floor'],
+      ['closure', 'paths', 'size', 'into', 'baseline', 'floor', 'export | import', 'added', 'ratio', 'vs floor'],
       [
         ['empty', 'an empty store (judged)'],
         ['this', 'this store, paths present'],
@@ -820,6 +820,7 @@ function reportTravel(row) {
         seconds(row[store].baseline),
         seconds(row[store].floor),
         seconds(row[store].nix2aci),
+        `${fixed(2)((row[store].nix2aci - row[store].baseline) / 1000)} s`,
         ratio(row[store].nix2aci / row[store].baseline),
         ratio(row[store].nix2aci / row[store].floor),
       ]),

@@ -1,19 +1,10 @@
 // Layered images: the closure in layer images shared by every image of the out-dir.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import {
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../src/aci/manifest.js'
-import { tryLock } from '../src/util/lock.js'
+import { lockLayersFolder } from '../src/pipeline/outputs.js'
 import { runAci } from './harness/run-aci.js'
 import { removeRktDir } from './helpers/rkt.js'
 import {
@@ -31,6 +22,7 @@ import {
 } from './helpers/cli.js'
 
 const out = makeTempDir()
+const NEVER = new AbortController().signal
 afterAll(() => out.remove())
 
 const layered = (name: string, binary: string, packages: string[], extra: string[] = [], outDir = out.path) =>
@@ -197,25 +189,39 @@ describe('nix2aci layered', () => {
         mkdirSync(bin)
         writeFileSync(
           join(bin, 'actool'),
-          `#!/bin/sh\nfor f in "$@"; do echo "$f"; done >> ${JSON.stringify(log)}\nexec ${realActool} "$@"\n`,
+          `#!/bin/sh\necho "$*" >> ${JSON.stringify(log)}\nexec ${realActool} "$@"\n`,
           { mode: 0o755 },
         )
         const env = fixtureEnv({ PATH: `${bin}:${process.env.PATH}` })
         const outDir = join(dir.path, 'out')
-        // The base names of the files validated since the last call ('validate' is actool's command).
-        const validated = () => {
+        // Each actool run's arguments, as one line, since the last call. Its arguments are what is
+        // checked because a layer actool rejects cannot be made here: nix2aci writes none.
+        const runs = () => {
           const lines = readFileSync(log, 'utf8').trim().split('\n')
           rmSync(log)
-          return lines.slice(1).map((file) => basename(file))
+          return lines
         }
+        const expected = (written: string[]) => ['validate', 'image.aci', ...written].sort()
         const hello = buildJson(['layered', 'example.com/hello', 'hello', 'hello', '--out-dir', outDir], { env })
         expect(hello.layers!.written.length).toBeGreaterThan(1)
-        expect(validated()).toEqual(expect.arrayContaining(hello.layers!.written))
+        const [first, ...others] = runs()
+        expect(others).toEqual([])
+        expect(
+          first!
+            .split(' ')
+            .map((word) => basename(word))
+            .sort(),
+        ).toEqual(expected(hello.layers!.written))
         const etcd = buildJson(['layered', 'example.com/etcd', 'etcd', 'etcd', '--out-dir', outDir], { env })
         expect(etcd.layers!.kept.length).toBeGreaterThan(0)
-        const second = validated()
-        expect(second).toHaveLength(etcd.layers!.written.length + 1)
-        expect(second).toEqual(expect.arrayContaining(etcd.layers!.written))
+        const [second, ...more] = runs()
+        expect(more).toEqual([])
+        expect(
+          second!
+            .split(' ')
+            .map((word) => basename(word))
+            .sort(),
+        ).toEqual(expected(etcd.layers!.written))
       } finally {
         dir.remove()
       }
@@ -390,26 +396,65 @@ describe('nix2aci layered', () => {
     }
   })
 
-  it('prune waits while a commit renames layers in, saying so', async () => {
-    const dir = makeTempDir()
-    try {
-      layered('example.com/hello', 'hello', ['hello'], [], dir.path)
-      // The lock a commit holds while it renames layers in (src/pipeline/outputs.ts), taken here.
-      const held = tryLock(`${realpathSync(dir.path)}/layers/`)!
-      expect(held).toBeDefined()
-      const prune = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), 'prune', '--out-dir', dir.path], {
-        env: fixtureEnv(),
-      })
-      let stderr = ''
-      prune.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-      const exited = new Promise<number | null>((resolve) => prune.on('close', resolve))
-      await expect.poll(() => stderr, { timeout: 10_000 }).toMatch(/^Waiting for a build to finish saving into /)
-      expect(prune.exitCode).toBeNull()
-      held.release()
-      expect(await exited).toBe(0)
-    } finally {
-      dir.remove()
+  describe('the layers folder lock, taken here as a prune or a commit holds it', () => {
+    const holdLayersLock = async (outDir: string) => lockLayersFolder(outDir, (waiting) => waiting, NEVER)
+    const start = (args: string[]) => {
+      const child = spawn(process.execPath, [join(repoRoot, 'dist/bin/nix2aci.js'), ...args], { env: fixtureEnv() })
+      const output = { stdout: '', stderr: '' }
+      child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()))
+      child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+      return { child, output, exited }
     }
+
+    it('makes prune wait, saying so', async () => {
+      const dir = makeTempDir()
+      try {
+        layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+        const held = await holdLayersLock(dir.path)
+        const prune = start(['prune', '--out-dir', dir.path])
+        await expect
+          .poll(() => prune.output.stderr, { timeout: 10_000 })
+          .toMatch(/^Waiting for another nix2aci to finish with .*layers\n/)
+        expect(prune.child.exitCode).toBeNull()
+        held.release()
+        expect(await prune.exited).toBe(0)
+      } finally {
+        dir.remove()
+      }
+    })
+
+    it('makes a layered build wait before it saves, saying so; Ctrl-C then leaves the out-dir as it was', async () => {
+      const dir = makeTempDir()
+      try {
+        layered('example.com/hello', 'hello', ['hello'], [], dir.path)
+        const before = readdirSync(dir.path).sort()
+        const layersBefore = snapshotDir(join(dir.path, 'layers'))
+        const build = (held: { release(): void }) => {
+          const run = start(['layered', 'example.com/etcd', 'etcd', 'etcd', '--out-dir', dir.path])
+          const waiting = expect
+            .poll(() => run.output.stderr, { timeout: 30_000 })
+            .toMatch(/Waiting for another nix2aci to finish with .*layers/)
+          return { ...run, waiting, held }
+        }
+        const interrupted = build(await holdLayersLock(dir.path))
+        await interrupted.waiting
+        expect(existsSync(join(dir.path, 'example.com-etcd.aci'))).toBe(false)
+        interrupted.child.kill('SIGINT')
+        expect(await interrupted.exited).toBe(130)
+        interrupted.held.release()
+        expect(readdirSync(dir.path).sort()).toEqual(before)
+        expect(snapshotDir(join(dir.path, 'layers'))).toEqual(layersBefore)
+
+        const waited = build(await holdLayersLock(dir.path))
+        await waited.waiting
+        waited.held.release()
+        expect(await waited.exited, waited.output.stderr).toBe(0)
+        expect(runCli(['validate', join(dir.path, 'example.com-etcd.aci')]).status).toBe(0)
+      } finally {
+        dir.remove()
+      }
+    })
   })
 
   it('validate refuses a layer whose image ID is not the pinned one', () => {

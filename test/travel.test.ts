@@ -129,6 +129,20 @@ describe('export and import', () => {
     expect(readdirSync(scratch.path).filter((name) => name.includes('gone'))).toEqual([])
   })
 
+  it('refuses to export an image whose profile leads to a path this store does not know, in one line', () => {
+    // The user environment is on disk, but the store asked (an empty one of its own) has no record of it.
+    const hello = buildJson(['thin', 'hello-unknown', 'hello', 'hello', '--out-dir', join(scratch.path, 'unknown')])
+    const out = join(scratch.path, 'unknown.nix2aci')
+    const run = runCli(['export', hello.image, '-o', out], {
+      env: fixtureEnv({ NIX_REMOTE: `local?root=${join(scratch.path, 'empty-store')}` }),
+    })
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(
+      /^nix2aci: the closure of .*hello-unknown\.aci is no longer in the store .*rebuild the image\n$/,
+    )
+    expect(existsSync(out)).toBe(false)
+  })
+
   it('refuses to export a fat image in one line', () => {
     const fat = buildJson(['fat', 'hello-fat', 'hello', 'hello', '--out-dir', join(scratch.path, 'fat')])
     const run = runCli(['export', fat.image, '-o', join(scratch.path, 'fat.nix2aci')])

@@ -215,7 +215,7 @@ describe('inspect and validate on bad input: one line, exit 1', () => {
     const { status, reports } = validateJson([image])
     expect(status).toBe(1)
     expect(reports[0].actool).toBe('rejected')
-    expect(reports[0].problems.join('\n')).toMatch(/actool validate rejected the image/)
+    expect(reports[0].problems.join('\n')).toMatch(/actool validate rejected .*bad-name\.aci: /)
   })
 
   it('refuses tar entries that climb out of the image, also without actool', () => {

@@ -9,9 +9,14 @@ export function actoolInstalled(): boolean {
 
 /**
  * Validates images, all in one actool run (a layered build's new layers with its app image); resolves
- * false when actool is not installed, throws when it rejects one (its line names the file).
+ * false when actool is not installed, throws when it rejects one. `shownAs` names a file in the error
+ * as the user knows it (a staged file by where it is going).
  */
-export async function validateWithActool(images: readonly string[], signal?: AbortSignal): Promise<boolean> {
+export async function validateWithActool(
+  images: readonly string[],
+  signal?: AbortSignal,
+  shownAs: (file: string) => string = (file) => file,
+): Promise<boolean> {
   const actool = findOnPath('actool')
   if (!actool) return false
   try {
@@ -19,7 +24,12 @@ export async function validateWithActool(images: readonly string[], signal?: Abo
     return true
   } catch (error) {
     if (!(error instanceof CommandError)) throw error
-    const what = images.length === 1 ? 'the image' : 'an image'
-    throw new UserError(`actool validate rejected ${what}: ${errorLine(error.stderr) ?? `exit ${error.exitCode}`}`)
+    // actool starts its line with the file it rejects.
+    const line = errorLine(error.stderr) ?? `exit ${error.exitCode}`
+    const file = images.find((image) => line.startsWith(`${image}: `))
+    const what = file ?? (images.length === 1 ? images[0] : undefined)
+    throw new UserError(
+      `actool validate rejected ${what ? shownAs(what) : 'an image'}: ${file ? line.slice(file.length + 2) : line}`,
+    )
   }
 }

@@ -2,7 +2,7 @@
 // commit the outputs (./outputs.ts owns the files, their lock and their one-unit save).
 import { realpath, stat, writeFile } from 'node:fs/promises'
 import { machine } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { actoolInstalled, validateWithActool } from '../aci/actool.js'
 import { formatMountsFile, mountsTooLongWarning } from '../aci/mounts.js'
 import { rktRunCommand } from '../aci/rkt.js'
@@ -184,6 +184,7 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
             validateWithActool(
               [staged.image, ...(layers?.written ?? []).map((file) => join(staged.layers, file))],
               signal,
+              (file) => (file === staged.image ? final.image : join(final.layers, basename(file))),
             ),
           ),
         hasVolumes && writeFile(staged.mounts, formatMountsFile(plan.volumes)),
@@ -195,7 +196,9 @@ export async function buildImage(request: BuildRequest, progress: Progress, sign
       if (sign)
         await progress.step('Signing with gpg', () => signImage(staged.image, staged.signature, sign.key, signal))
 
-      await outputs.commit({ signed: Boolean(sign), volumes: hasVolumes, layers: layers?.staged ?? [] })
+      await outputs.commit({ signed: Boolean(sign), volumes: hasVolumes, layers: layers?.staged ?? [] }, (waiting) =>
+        progress.step(`Waiting for another nix2aci to finish with ${displayPath(final.layers)}`, () => waiting),
+      )
 
       const mountsFile = hasVolumes ? final.mounts : null
       const tooLong = mountsFile ? mountsTooLongWarning(plan.volumes, displayPath(mountsFile)) : undefined

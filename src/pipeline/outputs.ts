@@ -65,15 +65,28 @@ const JOURNAL = /^\.(.+)\.commit$/
 const journalOf = (outDir: string, base: string) => join(outDir, `.${base}.commit`)
 const profileOf = (outDir: string, base: string) => profileFileOf(join(outDir, `${base}.aci`))
 const lockKeyOf = (outDir: string, base: string) => `${realpathSync(outDir)}/${base}`
-/** The shared layers folder's lock: held by a commit while it renames layers in, and by prune. Ends in
- * `/`, which no name's key does. */
-const layersLockKeyOf = (outDir: string) => `${realpathSync(outDir)}/layers/`
+
+/**
+ * Takes the shared layers folder's lock, held by a commit while it renames layers in and by prune, so
+ * that a prune never reads the images before such a commit and removes the layers after it. Its key
+ * ends in `/`, which no name's key does. Uncontended, it is taken at once, with no await.
+ */
+export function lockLayersFolder(outDir: string, onWait: OnWait, signal: AbortSignal): Lock | Promise<Lock> {
+  const key = `${realpathSync(outDir)}/layers/`
+  return tryLock(key) ?? lock(key, onWait, signal)
+}
+
+const renamesLayers = (journal: Journal) => journal.renames.some(([, to]) => dirname(to) !== '.')
+
+/** Given a wait for a lock, once, to show it; resolves with the lock. */
+export type OnWait = (waiting: Promise<Lock>) => Promise<Lock>
 
 export class ImageOutputs {
   readonly outDir: string
   readonly final: FinalOutputs
   private readonly base: string
   private lock: Lock | undefined
+  private signal: AbortSignal | undefined
   private staged: StagedOutputs | undefined
   private profileBefore: ProfileState | undefined
   private committed: Promise<void> | undefined
@@ -100,13 +113,14 @@ export class ImageOutputs {
    * finishes or takes back what a killed build of the name left, and makes the staging directory.
    * Nothing waits when the name is free: nix-env starts as soon as this returns.
    */
-  async open(onWait: (waiting: Promise<Lock>) => Promise<Lock>, signal: AbortSignal): Promise<StagedOutputs> {
+  async open(onWait: OnWait, signal: AbortSignal): Promise<StagedOutputs> {
     makeOutDir(this.outDir)
     checkTargets(this.final)
     this.lock = await lock(lockKeyOf(this.outDir, this.base), onWait, signal)
+    this.signal = signal
     const entries = readdirSync(this.outDir)
-    await recoverLeftovers(this.outDir, this.base, entries)
-    await recoverOthersLeftovers(this.outDir, this.base, entries)
+    await recoverLeftovers(this.outDir, this.base, entries, signal)
+    await recoverOthersLeftovers(this.outDir, this.base, entries, signal)
     signal.throwIfAborted()
     const dir = makeStagingDir(this.outDir, this.base)
     if (this.kind === 'thin') {
@@ -133,11 +147,18 @@ export class ImageOutputs {
    * Saves the staged set: the image, and a signature and .mounts file when it has them (an old one
    * it does not have is removed). The renames run synchronously, one after the other, once the list
    * of them is on disk: a crash half-way is finished by the next build of the name. `layers` are
-   * the files of the staged layers folder, which go into the shared one before the image does.
+   * the files of the staged layers folder, which go into the shared one before the image does, under
+   * the layers folder's lock: `onLayersWait` shows a wait for it, which Ctrl-C ends with nothing saved.
    */
-  commit(has: { signed: boolean; volumes: boolean; layers?: readonly string[] }): Promise<void> {
+  async commit(
+    has: { signed: boolean; volumes: boolean; layers?: readonly string[] },
+    onLayersWait: OnWait = (waiting) => waiting,
+  ): Promise<void> {
     const staged = this.staged
-    if (!staged || this.committed) throw new Error('commit without an open, uncommitted staging directory')
+    if (!staged || !this.signal || this.committed)
+      throw new Error('commit without an open, uncommitted staging directory')
+    const layersLock =
+      (has.layers ?? []).length > 0 ? await lockLayersFolder(this.outDir, onLayersWait, this.signal) : undefined
     checkTargets(this.final)
     const name = (path: string) => relative(this.outDir, path)
     const journal: Journal = { staging: name(staged.dir), renames: [], removals: [], profile: 'prune' }
@@ -153,13 +174,17 @@ export class ImageOutputs {
     journal.renames.push([name(staged.image), name(this.final.image)]) // last: the set is complete once it is there
     if (this.kind !== 'thin') journal.profile = 'remove' // a thin image of this name before had one
     try {
-      const written = join(staged.dir, 'commit.json')
-      writeFileSync(written, JSON.stringify(journal))
-      renameSync(written, journalOf(this.outDir, this.base))
-    } catch (error) {
-      throw this.writeError(error)
+      try {
+        const written = join(staged.dir, 'commit.json')
+        writeFileSync(written, JSON.stringify(journal))
+        renameSync(written, journalOf(this.outDir, this.base))
+      } catch (error) {
+        throw this.writeError(error)
+      }
+      this.committed = rollForward(this.outDir, this.base, journal)
+    } finally {
+      layersLock?.release() // the renames are done: rollForward makes them before its first await
     }
-    this.committed = rollForward(this.outDir, this.base, journal)
     return this.committed.catch((error: unknown) => {
       throw this.writeError(error)
     })
@@ -222,20 +247,11 @@ function checkTargets(final: FinalOutputs): void {
  */
 async function rollForward(outDir: string, base: string, journal: Journal): Promise<void> {
   const at = (name: string) => join(outDir, name)
-  // Renaming layers in waits for a prune to end: it would not see this image, and take its layers.
-  const renamesLayers = journal.renames.some(([, to]) => dirname(to) !== '.')
-  const layersLock = renamesLayers
-    ? (tryLock(layersLockKeyOf(outDir)) ?? (await lock(layersLockKeyOf(outDir), (waiting) => waiting, NEVER)))
-    : undefined
-  try {
-    for (const [from, to] of journal.renames) {
-      if (!existsSync(at(from))) continue
-      // The layers folder is made by the first commit that puts a layer in it.
-      if (dirname(to) !== '.') mkdirSync(dirname(at(to)), { recursive: true })
-      renameSync(at(from), at(to))
-    }
-  } finally {
-    layersLock?.release()
+  for (const [from, to] of journal.renames) {
+    if (!existsSync(at(from))) continue
+    // The layers folder is made by the first commit that puts a layer in it.
+    if (dirname(to) !== '.') mkdirSync(dirname(at(to)), { recursive: true })
+    renameSync(at(from), at(to))
   }
   for (const name of journal.removals) rmSync(at(name), { force: true })
   // The new profile generation is the image's now: nothing is to be put back.
@@ -249,11 +265,23 @@ async function rollForward(outDir: string, base: string, journal: Journal): Prom
  * Under the name's lock, what a build of it killed before (SIGKILL, a crash) left: a commit is
  * finished, a staging directory removed and the profile put back as that build found it.
  */
-async function recoverLeftovers(outDir: string, base: string, entries: readonly string[]): Promise<void> {
+async function recoverLeftovers(
+  outDir: string,
+  base: string,
+  entries: readonly string[],
+  signal: AbortSignal,
+): Promise<void> {
   if (entries.includes(basename(journalOf(outDir, base)))) {
     const journal = readJson<Journal>(journalOf(outDir, base))
-    if (journal) await rollForward(outDir, base, journal)
-    else rmSync(journalOf(outDir, base), { force: true })
+    if (journal) {
+      // Interrupted while it waits, the journal stays for the next build to finish.
+      const layersLock = renamesLayers(journal) ? await lockLayersFolder(outDir, (w) => w, signal) : undefined
+      try {
+        await rollForward(outDir, base, journal)
+      } finally {
+        layersLock?.release()
+      }
+    } else rmSync(journalOf(outDir, base), { force: true })
   }
   for (const entry of entries) {
     if (STAGING_DIR.exec(entry)?.[1] !== base) continue
@@ -264,40 +292,39 @@ async function recoverLeftovers(outDir: string, base: string, entries: readonly 
 }
 
 /** Leftovers of other names, whose lock is free (no live build of them): they are taken care of too. */
-async function recoverOthersLeftovers(outDir: string, base: string, entries: readonly string[]): Promise<void> {
+async function recoverOthersLeftovers(
+  outDir: string,
+  base: string,
+  entries: readonly string[],
+  signal: AbortSignal,
+): Promise<void> {
   const others = new Set(entries.map((entry) => (STAGING_DIR.exec(entry) ?? JOURNAL.exec(entry))?.[1]))
   for (const other of others) {
     if (other === undefined || other === base) continue
     const held = tryLock(lockKeyOf(outDir, other))
     if (!held) continue
     // Another name's leftovers are not this build's to fail on.
-    await recoverLeftovers(outDir, other, entries)
-      .catch(() => undefined)
+    await recoverLeftovers(outDir, other, entries, signal)
+      .catch(() => signal.throwIfAborted())
       .finally(() => held.release())
   }
 }
-
-/** A commit waits at most for a prune, which is short: it is not one a build's Ctrl-C should abandon half-made. */
-const NEVER = new AbortController().signal
 
 /**
  * `nix2aci prune`: under the layers folder's lock, so that no commit puts an image and its layers in
  * meanwhile, the layers that neither an image of the out-dir nor one a commit journal is about to
  * put there (a commit waiting for this lock, or one a crash cut short) depends on are removed.
  */
-export async function pruneUnusedLayers(
-  outDir: string,
-  onWait: (waiting: Promise<Lock>) => Promise<Lock>,
-  signal: AbortSignal,
-): Promise<PruneResult> {
+export async function pruneUnusedLayers(outDir: string, onWait: OnWait, signal: AbortSignal): Promise<PruneResult> {
   if (!existsSync(layersFolderOf(outDir))) return { removed: [], bytes: 0 }
-  const held = await lock(layersLockKeyOf(outDir), onWait, signal)
+  const held = await lockLayersFolder(outDir, onWait, signal)
   try {
+    // A journal's last rename is always its image's (see commit).
     const pending = readdirSync(outDir)
       .filter((entry) => JOURNAL.test(entry))
-      .flatMap((entry) => readJson<Journal>(join(outDir, entry))?.renames ?? [])
-      .filter(([, to]) => dirname(to) === '.' && to.endsWith('.aci'))
-      .map(([from]) => join(outDir, from))
+      .map((entry) => readJson<Journal>(join(outDir, entry))?.renames.at(-1)?.[0])
+      .filter((from) => from !== undefined)
+      .map((from) => join(outDir, from))
     return await pruneLayers(outDir, pending)
   } finally {
     held.release()

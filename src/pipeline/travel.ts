@@ -56,12 +56,13 @@ async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment>
     new UserError(
       `the closure of ${image} is no longer in the store (${displayPath(profile)} leads nowhere): rebuild the image`,
     )
-  // Nix answers while the image is read: both are on the way to the first byte of the closure.
+  // Nix answers while the image and its .mounts are read: all are on the way to the closure's first byte.
   const nixAnswer = realpath(profile).then(
     async (userEnvironment) => ({
       userEnvironment,
+      // Nix knows no such path (deleted, or never in this store): the profile leads nowhere.
       closure: await closureOf(userEnvironment, signal).catch((error: unknown) => {
-        throw error instanceof UserError && / is not valid/.test(error.message) ? gone() : error
+        throw error instanceof UserError && / is not (valid|in the Nix store)/.test(error.message) ? gone() : error
       }),
     }),
     () => {
@@ -69,12 +70,15 @@ async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment>
     },
   )
   nixAnswer.catch(() => undefined) // awaited below, after the image's own refusals
-  const [contents, volumes] = await Promise.all([readImage(image, signal), readMountsFile(image)])
+  const mountsReading = readMountsFile(image)
+  mountsReading.catch(() => undefined) // awaited below, once the image is known to be thin
+  const contents = await readImage(image, signal)
   if (contents.kind !== 'thin')
     throw new UserError(
       `${image} is not a thin image (it is ${contents.kind === 'fat' ? 'a fat one, self-contained: copy its .aci' : 'neither thin nor fat'}): only a thin image's closure is shipped`,
     )
   const mountsFile = mountsFileOf(image)
+  const volumes = await mountsReading
   if (!volumes) throw new UserError(`${image} has no ${basename(mountsFile)} beside it`)
   const { userEnvironment, closure } = await nixAnswer
   const inClosure = new Set(closure)

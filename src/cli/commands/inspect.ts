@@ -1,4 +1,5 @@
 // `nix2aci inspect` and `nix2aci validate`: what an image holds, and whether rkt could run it here.
+import { layersFolderOf } from '../../plan/layers.js'
 import { displayPath } from '../../util/paths.js'
 import type { GlobalArgs } from '../main.js'
 import { formatSize } from '../report.js'
@@ -96,7 +97,9 @@ export function addPruneCommand(cli: GlobalArgs, signal: AbortSignal): GlobalArg
         argv.outDir,
         (waiting) => {
           if (!argv.quiet)
-            process.stderr.write(`Waiting for a build to finish saving into ${displayPath(argv.outDir)}\n`)
+            process.stderr.write(
+              `Waiting for another nix2aci to finish with ${displayPath(layersFolderOf(argv.outDir))}\n`,
+            )
           return waiting
         },
         signal,
