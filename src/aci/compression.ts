@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { Duplex, PassThrough, Transform, type Readable } from 'node:stream'
+import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { constants as zlibConstants, crc32, createGunzip, deflateRaw } from 'node:zlib'
 import { killOnAbort } from '../util/cancel.js'
@@ -20,13 +20,23 @@ export const GZIP_LEVEL = 6
 /** Bytes read from the start of a file to tell the compressions apart (a tar's magic is at 257). */
 export const MAGIC_BYTES = 262
 
+interface CompressOptions {
+  pigz?: string
+  signal: AbortSignal
+  /**
+   * An open file the output is bound for: a program then writes into it itself, sparing Node a copy
+   * of every byte in and out of a pipe, and the stream's readable side ends with nothing on it.
+   */
+  into?: number
+}
+
 interface CompressionFormat {
   /** Whether a file starting with `head` is in this format. */
   magic(head: Buffer): boolean
   /** The program compressing and decompressing it, when zlib does not, and the Debian package that has it. */
   program?: { command: string; debianPackage: string }
   /** `pigz`: the path of the binary, when the caller wants parallel gzip and has found it. `signal` stops the program. */
-  compress(options: { pigz?: string; signal: AbortSignal }): Duplex
+  compress(options: CompressOptions): Duplex
   decompress(file: string, signal?: AbortSignal): Readable
 }
 
@@ -36,8 +46,8 @@ export const COMPRESSION_FORMATS: Record<Compression, CompressionFormat> = {
   gzip: {
     magic: (head) => head[0] === 0x1f && head[1] === 0x8b,
     // `-n` keeps names and times out of pigz's header, so output stays reproducible.
-    compress: ({ pigz, signal }) =>
-      pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c'], signal) : parallelGzip(availableParallelism()),
+    compress: ({ pigz, signal, into }) =>
+      pigz ? filterProcess(pigz, [`-${GZIP_LEVEL}`, '-n', '-c'], signal, into) : parallelGzip(availableParallelism()),
     decompress: (file, signal) => {
       const gunzip = createGunzip()
       // pipeline destroys gunzip with the read error, so the reader sees it
@@ -48,13 +58,13 @@ export const COMPRESSION_FORMATS: Record<Compression, CompressionFormat> = {
   xz: {
     magic: (head) => head.subarray(0, 6).equals(XZ_MAGIC),
     program: { command: 'xz', debianPackage: 'xz-utils' },
-    compress: ({ signal }) => filterProcess('xz', ['-6', '-c', '-T1'], signal),
+    compress: ({ signal, into }) => filterProcess('xz', ['-6', '-c', '-T1'], signal, into),
     decompress: (file, signal) => decompressProcess('xz', file, signal),
   },
   bzip2: {
     magic: (head) => head.subarray(0, 3).toString('latin1') === 'BZh',
     program: { command: 'bzip2', debianPackage: 'bzip2' },
-    compress: ({ signal }) => filterProcess('bzip2', ['-9', '-c'], signal),
+    compress: ({ signal, into }) => filterProcess('bzip2', ['-9', '-c'], signal, into),
     decompress: (file, signal) => decompressProcess('bzip2', file, signal),
   },
   none: {
@@ -70,7 +80,7 @@ export function compressionOfHead(head: Buffer): Compression | undefined {
 }
 
 /** A stream that compresses what is written to it. */
-export function compressor(compression: Compression, options: { pigz?: string; signal: AbortSignal }): Duplex {
+export function compressor(compression: Compression, options: CompressOptions): Duplex {
   return COMPRESSION_FORMATS[compression].compress(options)
 }
 
@@ -160,14 +170,43 @@ function parallelGzip(concurrency: number): Transform {
   })
 }
 
-/** A program reading stdin and writing stdout, as a Duplex that fails when the program does. */
-function filterProcess(command: string, args: string[], signal: AbortSignal): Duplex {
-  const child = killOnAbort(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], signal }), signal)
+/** How C's strerror names the errors of a file system that refuses a write, as a program reports them. */
+const WRITE_ERRORS = [
+  ['ENOSPC', 'No space left on device'],
+  ['EDQUOT', 'Disk quota exceeded'],
+  ['EROFS', 'Read-only file system'],
+  ['EIO', 'Input/output error'],
+] as const
+
+/**
+ * A program reading stdin and writing stdout (or the open file `into`), as a Duplex that fails when
+ * the program does. Writing into `into`, a program that fails for its file system's sake fails with
+ * that error's code, as a write of Node's would.
+ */
+function filterProcess(command: string, args: string[], signal: AbortSignal, into?: number): Duplex {
+  // LC_ALL=C: the program's messages in the words WRITE_ERRORS looks for.
+  const env = { ...process.env, LC_ALL: 'C' }
+  const child = killOnAbort(spawn(command, args, { stdio: ['pipe', into ?? 'pipe', 'pipe'], env, signal }), signal)
   const output = new PassThrough()
   let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
-  child.stdout.pipe(output, { end: false })
-  const duplex = Duplex.from({ writable: child.stdin, readable: output })
+  // stdin and stderr are piped, so there (TypeScript cannot tell for a stdio that depends on `into`).
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text))
+  child.stdout?.pipe(output, { end: false })
+  // A program that fails stops reading, and writing to it then fails with EPIPE: its exit status and
+  // stderr, which follow, say why.
+  const stdin = child.stdin!
+  stdin.on('error', () => undefined)
+  const input = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (stdin.write(chunk)) done()
+      else stdin.once('drain', () => done())
+    },
+    final(done) {
+      stdin.end()
+      done()
+    },
+  })
+  const duplex = Duplex.from({ writable: input, readable: output })
   // When the pipeline fails downstream (a full disk), the program must not stay blocked on a pipe.
   duplex.on('close', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill()
@@ -175,8 +214,11 @@ function filterProcess(command: string, args: string[], signal: AbortSignal): Du
   const fail = (error: Error) => duplex.destroy(error)
   child.on('error', (error) => fail(new Error(`cannot run ${command}: ${error.message}`)))
   child.on('close', (code) => {
-    if (code === 0) output.end()
-    else fail(new Error(`${command} exited with ${code}: ${stderr.trim()}`))
+    if (code === 0) return output.end()
+    const error: NodeJS.ErrnoException = new Error(`${command} exited with ${code}: ${stderr.trim()}`)
+    const writeError = into === undefined ? undefined : WRITE_ERRORS.find(([, text]) => stderr.includes(text))
+    if (writeError) error.code = writeError[0]
+    fail(error)
   })
   return duplex
 }

@@ -3,7 +3,7 @@
 // that writes the output file and hashes the tar for the image ID.
 import { createHash, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { open, writeFile } from 'node:fs/promises'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { gzipSync } from 'node:zlib'
@@ -71,12 +71,14 @@ async function streamHashed(
   })
   // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
   const pigz = compression === 'gzip' ? findOnPath('pigz') : undefined
-  const compressed = compressor(compression, { pigz, signal })
+  const file = await open(output, 'wx')
+  // The write stream owns the file from here on: it closes it when the pipeline ends, well or not.
+  const writing = createWriteStream('', { fd: file, highWaterMark: STAGE_BUFFER })
+  // A program writes into the file itself unless the compressed bytes must be hashed on their way.
+  const compressed = compressor(compression, { pigz, signal, ...(fileHash ? {} : { into: file.fd }) })
   // A listener beside the pipe, not one more stage for every chunk to pass.
   if (fileHash) compressed.on('data', (chunk: Buffer) => fileHash.update(chunk))
-  await pipeline(tar, hashTar, compressed, createWriteStream(output, { flags: 'wx', highWaterMark: STAGE_BUFFER }), {
-    signal,
-  })
+  await pipeline(tar, hashTar, compressed, writing, { signal })
   return tarHash.digest('hex')
 }
 
