@@ -49,6 +49,11 @@ const streamed: Sink = (tar, output, compression, signal) => streamHashed(tar, o
 
 /** Bytes a stage of the write holds before it waits: the pack can run a file ahead of the compressor. */
 const STAGE_BUFFER = 1 << 20
+/**
+ * Smaller chunks (a tar's headers, padding and small files) are gathered into one of at least this
+ * size: the compressor pays per chunk (a call, or a write into pigz's pipe), whatever its size.
+ */
+const GATHERED_CHUNK = 64 * 1024
 
 /**
  * Streams the tar through the compressor into `output`; resolves to the tar's sha512 (hex). `fileHash`,
@@ -62,11 +67,29 @@ async function streamHashed(
   fileHash?: Hash,
 ): Promise<string> {
   const tarHash = createHash('sha512')
+  let gathered: Buffer[] = []
+  let gatheredBytes = 0
+  const pushGathered = (stream: Transform) => {
+    if (gatheredBytes > 0) stream.push(Buffer.concat(gathered, gatheredBytes))
+    gathered = []
+    gatheredBytes = 0
+  }
   const hashTar = new Transform({
     highWaterMark: STAGE_BUFFER,
     transform(chunk: Buffer, _encoding, done) {
       tarHash.update(chunk)
-      done(null, chunk)
+      if (chunk.length >= GATHERED_CHUNK) {
+        pushGathered(this)
+        return done(null, chunk)
+      }
+      gathered.push(chunk)
+      gatheredBytes += chunk.length
+      if (gatheredBytes >= GATHERED_CHUNK) pushGathered(this)
+      done()
+    },
+    flush(done) {
+      pushGathered(this)
+      done()
     },
   })
   // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
