@@ -1,12 +1,13 @@
-// The built-in engine: packs manifest, skeleton and (for fat images) the closure straight from the
-// store into a tar, and hands its bytes to a sink (in memory, or streamed through the compressor)
-// that writes the output file and hashes the tar for the image ID.
-import { createHash, type Hash } from 'node:crypto'
+// The built-in engine: packs manifest, skeleton and (for fat images and layers) store paths straight
+// from the store into a tar, which is compressed (whole in memory when small, else streamed through
+// the compressor) into the output file and hashed for the image ID.
+import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
-import { Transform } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { gzipSync } from 'node:zlib'
+import { gzip } from 'node:zlib'
+import { promisify } from 'node:util'
 import { pack as tarPack, type Header as TarHeader, type Pack } from 'tar-stream'
 import { GZIP_LEVEL, compressor, type Compression } from '../aci/compression.js'
 import type { ImageManifest } from '../aci/manifest.js'
@@ -18,34 +19,55 @@ import type { WriteImage } from './engine.js'
 
 /** Entries the plan makes up get the Nix store's own fixed time, so rebuilds are byte-identical. */
 const FIXED_MTIME = new Date(1000)
+const gzipAsync = promisify(gzip)
 /** Files up to this size are read whole: cheaper than a stream each. */
 const SMALL_FILE = 1 << 20
 
 export const writeImage: WriteImage = async (plan, output, { compression, signal }) => {
   const pack = tarPack()
-  // A thin image is a few kilobytes: gathered in memory and written at once, it costs a third
-  // of what setting up the stream pipeline does.
-  const sink = plan.storePaths.length === 0 && compression === 'gzip' ? inMemory : streamed
-  const writing = sink(pack, output, compression, signal)
+  const writing = writeTar(pack, output, compression, signal)
   const packing = packImage(pack, plan).then(() => pack.finalize())
   packing.catch((error: Error) => pack.destroy(error))
   const [, tarHash] = await Promise.all([packing, writing])
   return { imageId: `sha512-${tarHash}` }
 }
 
-/** Where the tar's bytes go; resolves to the tar's sha512 (hex) once the file is written. */
-type Sink = (tar: Pack, output: string, compression: Compression, signal: AbortSignal) => Promise<string>
+/**
+ * A tar up to this size (a thin image, a layered app image, a one-file layer) is gzipped whole, in
+ * memory, by node's zlib: it costs a fraction of setting up a stream pipeline and starting pigz. A
+ * larger one streams through pigz when installed.
+ */
+const SMALL_TAR = 4 << 20
 
-const inMemory: Sink = async (tar, output) => {
-  const chunks: Buffer[] = []
-  tar.on('data', (chunk) => chunks.push(chunk as Buffer))
-  await new Promise<void>((resolve, reject) => tar.on('end', resolve).on('error', reject))
-  const bytes = Buffer.concat(chunks)
-  await writeFile(output, gzipSync(bytes, { level: GZIP_LEVEL }), { flag: 'wx' })
-  return createHash('sha512').update(bytes).digest('hex')
+/**
+ * Writes the tar `pack` makes into `output`, compressed; resolves to the tar's sha512 (hex). For gzip,
+ * the tar's size alone picks the way (see SMALL_TAR), so the same contents give the same bytes.
+ */
+async function writeTar(pack: Pack, output: string, compression: Compression, signal: AbortSignal): Promise<string> {
+  if (compression !== 'gzip') return streamHashed(pack, output, compression, signal)
+  const chunks = pack[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  const head: Buffer[] = []
+  let headBytes = 0
+  for (;;) {
+    const next = await chunks.next()
+    if (next.done) {
+      const tar = Buffer.concat(head, headBytes)
+      await writeFile(output, await gzipAsync(tar, { level: GZIP_LEVEL }), { flag: 'wx', signal })
+      return createHash('sha512').update(tar).digest('hex')
+    }
+    head.push(next.value)
+    headBytes += next.value.length
+    if (headBytes > SMALL_TAR) break
+  }
+  const tar = Readable.from(
+    (async function* () {
+      yield* head
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value
+    })(),
+    { objectMode: false },
+  )
+  return streamHashed(tar, output, compression, signal, findOnPath('pigz'))
 }
-
-const streamed: Sink = (tar, output, compression, signal) => streamHashed(tar, output, compression, signal)
 
 /** Bytes a stage of the write holds before it waits: the pack can run a file ahead of the compressor. */
 const STAGE_BUFFER = 1 << 20
@@ -56,15 +78,15 @@ const STAGE_BUFFER = 1 << 20
 const GATHERED_CHUNK = 64 * 1024
 
 /**
- * Streams the tar through the compressor into `output`; resolves to the tar's sha512 (hex). `fileHash`,
- * when given, is fed the file's bytes as they are written.
+ * Streams the tar through the compressor into `output`; resolves to the tar's sha512 (hex). `pigz` is
+ * gzip's program, when one is to run.
  */
 async function streamHashed(
-  tar: Pack,
+  tar: Pack | Readable,
   output: string,
   compression: Compression,
   signal: AbortSignal,
-  fileHash?: Hash,
+  pigz?: string,
 ): Promise<string> {
   const tarHash = createHash('sha512')
   let gathered: Buffer[] = []
@@ -92,15 +114,11 @@ async function streamHashed(
       done()
     },
   })
-  // Parallel gzip pays off only when there is a closure to compress, which is when this sink runs.
-  const pigz = compression === 'gzip' ? findOnPath('pigz') : undefined
   const file = await open(output, 'wx')
   // The write stream owns the file from here on: it closes it when the pipeline ends, well or not.
   const writing = createWriteStream('', { fd: file, highWaterMark: STAGE_BUFFER })
-  // A program writes into the file itself unless the compressed bytes must be hashed on their way.
-  const compressed = compressor(compression, { pigz, signal, ...(fileHash ? {} : { into: file.fd }) })
-  // A listener beside the pipe, not one more stage for every chunk to pass.
-  if (fileHash) compressed.on('data', (chunk: Buffer) => fileHash.update(chunk))
+  // A program writes into the file itself: no compressed byte passes through Node.
+  const compressed = compressor(compression, { pigz, signal, into: file.fd })
   await pipeline(tar, hashTar, compressed, writing, { signal })
   return tarHash.digest('hex')
 }
@@ -121,22 +139,16 @@ function rootHeader(name: string, type: Header['type'], mode: number): Header {
 }
 
 /**
- * Writes a layer: always gzip (pigz when installed), whatever the app image's compression, so
- * that every image sharing the layer shares its file too. Resolves to its image ID and the sha256
- * of the file, hashed as it is written (a second read of a large layer would cost as much again).
+ * Writes a layer: always gzip (pigz when installed), whatever the app image's compression, so that
+ * every image sharing the layer shares its file too. Resolves to its image ID.
  */
-export async function writeLayer(
-  layer: LayerPlan,
-  output: string,
-  signal: AbortSignal,
-): Promise<{ imageId: string; sha256: string }> {
+export async function writeLayer(layer: LayerPlan, output: string, signal: AbortSignal): Promise<{ imageId: string }> {
   const pack = tarPack()
-  const fileHash = createHash('sha256')
-  const writing = streamHashed(pack, output, 'gzip', signal, fileHash)
+  const writing = writeTar(pack, output, 'gzip', signal)
   const packing = packContents(pack, layerManifest(layer), layer).then(() => pack.finalize())
   packing.catch((error: Error) => pack.destroy(error))
   const [, tarHash] = await Promise.all([packing, writing])
-  return { imageId: `sha512-${tarHash}`, sha256: fileHash.digest('hex') }
+  return { imageId: `sha512-${tarHash}` }
 }
 
 function packImage(pack: Pack, plan: ImagePlan): Promise<void> {

@@ -36,12 +36,8 @@ interface Folders {
   staged: string
 }
 
-/** Writes a layer's file; resolves to its image ID and the sha256 of the file. */
-export type WriteLayer = (
-  layer: LayerPlan,
-  output: string,
-  signal: AbortSignal,
-) => Promise<{ imageId: string; sha256: string }>
+/** Writes a layer's file; resolves to its image ID. */
+export type WriteLayer = (layer: LayerPlan, output: string, signal: AbortSignal) => Promise<{ imageId: string }>
 
 /**
  * Stages every layer: a kept one as a hard link to the shared file, so that a `prune` running
@@ -55,17 +51,23 @@ export async function stageLayers(
 ): Promise<LayersResult> {
   await mkdir(folders.staged)
   const { signal, sign } = options
+  // A written layer's record is hashed from the file (in the page cache) while the next layer is
+  // written: the read-back then overlaps the next compression instead of following it.
+  const recording: Promise<void>[] = []
   const stageOne = async (layer: LayerPlan): Promise<StagedLayer> => {
     options.onLayer?.(layer.file)
     const final = join(folders.final, layer.file)
     const staged = join(folders.staged, layer.file)
     const files = [layer.file, recordFileOf(layer.file)]
-    let record = await keptLayer(final, staged, signal)
-    const kept = record !== undefined
-    if (!record) {
-      const { imageId, sha256 } = await writeLayer(layer, staged, signal)
-      record = { imageId, sha256, size: (await stat(staged)).size }
-      await writeFile(recordFileOf(staged), JSON.stringify(record))
+    const keptRecord = await keptLayer(final, staged, signal)
+    const kept = keptRecord !== undefined
+    const imageId = keptRecord?.imageId ?? (await writeLayer(layer, staged, signal)).imageId
+    if (!kept) {
+      const record = Promise.all([sha256Of(staged, signal), stat(staged)]).then(([sha256, { size }]) =>
+        writeFile(recordFileOf(staged), JSON.stringify({ imageId, sha256, size } satisfies LayerRecord)),
+      )
+      record.catch(() => undefined) // settled below, before staging can be taken away
+      recording.push(record)
     }
     if (sign) {
       const signature = signatureFileOf(staged)
@@ -78,18 +80,36 @@ export async function stageLayers(
       if (!linked) await signImage(staged, signature, sign.key, signal)
       files.push(signatureFileOf(layer.file))
     }
-    return { layer, record, kept, files }
+    return { layer, imageId, kept, files }
   }
-  // One at a time: a layer's pigz takes both cores already, and two compressing at once measured slower.
-  const stagedLayers: StagedLayer[] = []
-  for (const layer of layers) {
-    signal.throwIfAborted()
-    stagedLayers.push(await stageOne(layer))
+  // Two at a time, last first. The plan ends with the group of the least shared paths, most often the
+  // largest layer, which pigz compresses on every core; the small ones beside it are gzipped whole in
+  // the threadpool (see the native writer), each on one core, and would leave the others idle alone.
+  const stagedLayers: StagedLayer[] = new Array(layers.length)
+  let next = layers.length - 1
+  let failed = false
+  const worker = async () => {
+    for (let index = next--; index >= 0 && !failed; index = next--) {
+      signal.throwIfAborted()
+      stagedLayers[index] = await stageOne(layers[index]!).catch((error: unknown) => {
+        failed = true
+        throw error
+      })
+    }
   }
+  const writing = Promise.all([worker(), worker()])
+  // The first failure is thrown once nothing writes into staging any more.
+  const wrote = await writing.then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  )
+  const recorded = (await Promise.allSettled(recording)).find((result) => result.status === 'rejected')
+  if (wrote) throw wrote.error
+  if (recorded) throw recorded.reason
   return {
-    dependencies: stagedLayers.map(({ layer, record }) => ({
+    dependencies: stagedLayers.map(({ layer, imageId }) => ({
       imageName: layer.name,
-      imageID: record.imageId,
+      imageID: imageId,
       labels: layer.labels,
     })),
     staged: stagedLayers.flatMap(({ files }) => files),
@@ -100,7 +120,7 @@ export async function stageLayers(
 
 interface StagedLayer {
   layer: LayerPlan
-  record: LayerRecord
+  imageId: string
   kept: boolean
   files: string[]
 }
