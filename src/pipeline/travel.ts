@@ -1,7 +1,7 @@
 // Thin images to other hosts: export (image + .mounts + closure in one file), import (its inverse, saved
 // as one unit by ./outputs.ts) and copy (nix-copy-closure and ssh, with the same NIX_SSHOPTS).
 import { randomBytes } from 'node:crypto'
-import { readFile, realpath, stat, writeFile } from 'node:fs/promises'
+import { realpath, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { exists, missingPaths, profileFileOf, signatureFileOf } from '../aci/files.js'
 import { readImage } from '../aci/inspect.js'
@@ -140,6 +140,8 @@ export async function importImage(
   let outputs: ImageOutputs | undefined
   let header: ExportHeader | undefined
   let imported: string[] = []
+  let stagedImageId: Promise<string> | undefined
+  let volumes: HostVolume[] = []
   const staged = { image: '', mounts: '', profile: '' }
   return withCleanup(
     async () => outputs?.close(),
@@ -156,13 +158,19 @@ export async function importImage(
               `cannot import ${found.name}: ${displayPath(existing)} is a different image of that name (remove it, or import with --out-dir elsewhere)`,
             )
         },
-        image: (data) => writeFile(staged.image, data),
-        mounts: (data) => writeFile(staged.mounts, data),
+        image: async (data) => {
+          await writeFile(staged.image, data)
+          // Hashed while the closure comes in.
+          stagedImageId = imageIdOf(staged.image, signal)
+          stagedImageId.catch(() => undefined) // awaited below
+        },
+        mounts: async (data) => {
+          volumes = parseMountsFile(data.toString('utf8'), `${file}: image.mounts`)
+          await writeFile(staged.mounts, data)
+        },
         closure: async (fd) => void (imported = await importClosure(fd, () => truncatedClosure(file), signal)),
       })
       const { name, imageId, closure, userEnvironment } = header!
-      if ((await imageIdOf(staged.image, signal)) !== imageId)
-        throw new UserError(`${file} is damaged: its image.aci is not the image ${imageId.slice(0, 19)}... it names`)
       // nix-store --import names every path of the stream; only one it did not name is asked about.
       const named = new Set(imported)
       const invalid = await invalidPaths(
@@ -173,13 +181,23 @@ export async function importImage(
         throw new UserError(
           `${file} did not bring its whole closure: ${invalid.length} paths missing, first ${invalid[0]}`,
         )
-      const volumes = parseMountsFile(await readFile(staged.mounts, 'utf8'), `${file}: image.mounts`)
-      const missing = await missingPaths(volumes.map((volume) => volume.source))
+      // The profile is set while the image and the mount sources are checked; all settle before any
+      // refusal, so that close puts the profile back after nix-env, not under it.
+      const [profileSet, imageChecked, sourcesChecked] = await Promise.allSettled([
+        setProfile(staged.profile, userEnvironment, signal),
+        stagedImageId!,
+        missingPaths(volumes.map((volume) => volume.source)),
+      ])
+      if (imageChecked.status === 'rejected') throw imageChecked.reason
+      if (imageChecked.value !== imageId)
+        throw new UserError(`${file} is damaged: its image.aci is not the image ${imageId.slice(0, 19)}... it names`)
+      if (sourcesChecked.status === 'rejected') throw sourcesChecked.reason
+      const missing = sourcesChecked.value
       if (missing.length > 0)
         throw new UserError(
           `cannot import ${name}: ${missing.length} mount sources missing on this host, first ${missing[0]}`,
         )
-      await setProfile(staged.profile, userEnvironment, signal)
+      if (profileSet.status === 'rejected') throw profileSet.reason
       await outputs!.commit({ signed: false, volumes: true })
       const { final } = outputs!
       return { image: final.image, mountsFile: final.mounts, profile: final.profile, name, paths: closure.length }
