@@ -153,7 +153,7 @@ describe('export and import', () => {
     expect(existsSync(join(scratch.path, 'fat.nix2aci'))).toBe(false)
   })
 
-  it('refuses a truncated file, a foreign one and a different image of the same name, each in one line, leaving the out-dir as it was', () => {
+  it('refuses a truncated file, a foreign one, an older version of the format and a different image of the same name, each in one line, leaving the out-dir as it was', () => {
     const truncated = join(scratch.path, 'truncated.nix2aci')
     writeFileSync(truncated, readFileSync(exportFile))
     truncateSync(truncated, Math.floor(readFileSync(exportFile).length / 2))
@@ -168,6 +168,17 @@ describe('export and import', () => {
     const alien = runCli(['import', foreign, '--out-dir', fresh])
     expect(alien.status).toBe(1)
     expect(alien.stderr).toMatch(/^nix2aci: .*foreign\.nix2aci is not a nix2aci export file: .*\n$/)
+    expect(existsSync(fresh)).toBe(false)
+
+    // A file an earlier nix2aci wrote (version 2: its header listed the closure's paths too).
+    const older = join(scratch.path, 'older.nix2aci')
+    writeFileSync(
+      older,
+      Buffer.from(readFileSync(exportFile).toString('latin1').replace('"version":3', '"version":2'), 'latin1'),
+    )
+    const old = runCli(['import', older, '--out-dir', fresh])
+    expect(old.status).toBe(1)
+    expect(old.stderr).toBe('nix2aci: export file version 2 is not one this nix2aci reads (3): export it again\n')
     expect(existsSync(fresh)).toBe(false)
 
     const other = join(scratch.path, 'other')

@@ -41,7 +41,11 @@ interface Shipment {
   mountsFile: string
   volumes: HostVolume[]
   userEnvironment: string
-  closure: string[]
+  /**
+   * The closure, once Nix has answered and every store path the .mounts names is found in it: an
+   * export writes the image meanwhile, so that the importing side is ready when the closure comes.
+   */
+  closure: Promise<string[]>
 }
 
 /**
@@ -56,20 +60,17 @@ async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment>
     new UserError(
       `the closure of ${image} is no longer in the store (${displayPath(profile)} leads nowhere): rebuild the image`,
     )
+  const resolving = realpath(profile).catch(() => {
+    throw gone()
+  })
   // Nix answers while the image and its .mounts are read: all are on the way to the closure's first byte.
-  const nixAnswer = realpath(profile).then(
-    async (userEnvironment) => ({
-      userEnvironment,
+  const querying = resolving.then((userEnvironment) =>
+    closureOf(userEnvironment, signal).catch((error: unknown) => {
       // Nix knows no such path (deleted, or never in this store): the profile leads nowhere.
-      closure: await closureOf(userEnvironment, signal).catch((error: unknown) => {
-        throw error instanceof UserError && / is not (valid|in the Nix store)/.test(error.message) ? gone() : error
-      }),
+      throw error instanceof UserError && / is not (valid|in the Nix store)/.test(error.message) ? gone() : error
     }),
-    () => {
-      throw gone()
-    },
   )
-  nixAnswer.catch(() => undefined) // awaited below, after the image's own refusals
+  querying.catch(() => undefined) // awaited by the caller, after the image's own refusals
   const mountsReading = readMountsFile(image)
   mountsReading.catch(() => undefined) // awaited below, once the image is known to be thin
   const contents = await readImage(image, signal)
@@ -80,14 +81,24 @@ async function shipmentOf(image: string, signal: AbortSignal): Promise<Shipment>
   const mountsFile = mountsFileOf(image)
   const volumes = await mountsReading
   if (!volumes) throw new UserError(`${image} has no ${basename(mountsFile)} beside it`)
-  const { userEnvironment, closure } = await nixAnswer
-  const inClosure = new Set(closure)
-  const outside = volumes.find((volume) => isStorePath(volume.source) && !inClosure.has(volume.source))
-  if (outside)
-    throw new UserError(
-      `${mountsFile} mounts ${outside.source}, which is not in the closure of ${displayPath(profile)}`,
-    )
-  return { name: contents.manifest.name, imageId: contents.imageId, mountsFile, volumes, userEnvironment, closure }
+  const closure = querying.then((paths) => {
+    const inClosure = new Set(paths)
+    const outside = volumes.find((volume) => isStorePath(volume.source) && !inClosure.has(volume.source))
+    if (outside)
+      throw new UserError(
+        `${mountsFile} mounts ${outside.source}, which is not in the closure of ${displayPath(profile)}`,
+      )
+    return paths
+  })
+  closure.catch(() => undefined) // awaited by the caller
+  return {
+    name: contents.manifest.name,
+    imageId: contents.imageId,
+    mountsFile,
+    volumes,
+    userEnvironment: await resolving,
+    closure,
+  }
 }
 
 export interface ExportResult {
@@ -108,14 +119,15 @@ export async function exportImage(image: string, file: string, signal: AbortSign
     kind: 'thin',
     imageId: shipment.imageId,
     userEnvironment: shipment.userEnvironment,
-    closure: shipment.closure,
   }
   const toStdout = file === '-'
-  await writeExportFile(toStdout ? file : resolve(file), header, image, shipment.mountsFile, (fd) =>
-    exportClosure(shipment.closure, fd, signal),
+  // The header and image go out before Nix has named the closure: the importing side opens its
+  // outputs and starts nix-store meanwhile. An export refused then leaves a stream its import refuses.
+  await writeExportFile(toStdout ? file : resolve(file), header, image, shipment.mountsFile, async (fd) =>
+    exportClosure(await shipment.closure, fd, signal),
   )
   const size = toStdout ? undefined : (await stat(file)).size
-  return { file, name: shipment.name, paths: shipment.closure.length, size }
+  return { file, name: shipment.name, paths: (await shipment.closure).length, size }
 }
 
 export interface ImportResult {
@@ -170,17 +182,11 @@ export async function importImage(
         },
         closure: async (fd) => void (imported = await importClosure(fd, () => truncatedClosure(file), signal)),
       })
-      const { name, imageId, closure, userEnvironment } = header!
-      // nix-store --import names every path of the stream; only one it did not name is asked about.
-      const named = new Set(imported)
-      const invalid = await invalidPaths(
-        closure.filter((path) => !named.has(path)),
-        signal,
-      )
-      if (invalid.length > 0)
-        throw new UserError(
-          `${file} did not bring its whole closure: ${invalid.length} paths missing, first ${invalid[0]}`,
-        )
+      const { name, imageId, userEnvironment } = header!
+      // nix-store --import names every path of the stream. The user environment valid, its whole
+      // closure is (Nix registers no path without its references); it is asked about only when unnamed.
+      if (!imported.includes(userEnvironment) && (await invalidPaths([userEnvironment], signal)).length > 0)
+        throw new UserError(`${file} did not bring its closure: its user environment ${userEnvironment} is not here`)
       // The profile is set while the image and the mount sources are checked; all settle before any
       // refusal, so that close puts the profile back after nix-env, not under it.
       const [profileSet, imageChecked, sourcesChecked] = await Promise.allSettled([
@@ -200,7 +206,7 @@ export async function importImage(
       if (profileSet.status === 'rejected') throw profileSet.reason
       await outputs!.commit({ signed: false, volumes: true })
       const { final } = outputs!
-      return { image: final.image, mountsFile: final.mounts, profile: final.profile, name, paths: closure.length }
+      return { image: final.image, mountsFile: final.mounts, profile: final.profile, name, paths: imported.length }
     },
   )
 }
@@ -237,6 +243,7 @@ export function copyCommandLine({ words, stdinFile }: CopyCommand): string {
 export async function copyCommands(image: string, target: string, signal: AbortSignal): Promise<CopyCommand[]> {
   const { host, dir } = parseSshTarget(target, image)
   const shipment = await shipmentOf(image, signal)
+  await shipment.closure // refused here, before anything goes to the remote host
   const ssh = (remoteCommand: string) => ['ssh', ...nixSshOptions(), host, remoteCommand]
   const remote = (words: string[]): CopyCommand => ({
     words: ssh(shellQuote(words)),

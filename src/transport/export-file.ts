@@ -1,7 +1,7 @@
 // The stream `nix2aci export` writes and `nix2aci import` reads (a file is the stream saved): one thin
 // image with what it needs to run on another host. In this order:
 //   a POSIX tar of three entries, ended as tars end (two zero blocks; `tar -tvf FILE` lists it):
-//     nix2aci-export.json  the header: format, version, image name, kind, image ID, user environment, closure
+//     nix2aci-export.json  the header: format, version, image name, kind, image ID, user environment
 //     image.aci            the image
 //     image.mounts         its volumes (the .mounts file)
 //   then `nix-store --export` of the closure, to the end of the stream: nix-store writes it straight
@@ -26,7 +26,7 @@ import { STORE_DIR, isStorePath } from '../nix/selectors.js'
 import { UserError, messageOf } from '../util/errors.js'
 
 export const EXPORT_FORMAT = 'nix2aci-export'
-export const EXPORT_VERSION = 2
+export const EXPORT_VERSION = 3
 
 const readAsync = promisify(readCallback)
 
@@ -40,8 +40,6 @@ export interface ExportHeader {
   imageId: string
   /** What the image's profile points at: the GC root import registers. */
   userEnvironment: string
-  /** Every store path the closure holds (`nix-store -qR` of the user environment). */
-  closure: string[]
 }
 
 const ENTRIES = ['nix2aci-export.json', 'image.aci', 'image.mounts'] as const
@@ -237,18 +235,16 @@ function parseHeader(text: string, notExport: (why: string) => UserError): Expor
   if (header.format !== EXPORT_FORMAT) throw notExport(`its header's format is not ${EXPORT_FORMAT}`)
   if (header.version !== EXPORT_VERSION)
     throw new UserError(
-      `export file version ${String(header.version)} is not one this nix2aci reads (${EXPORT_VERSION})`,
+      `export file version ${String(header.version)} is not one this nix2aci reads (${EXPORT_VERSION}): export it again`,
     )
-  const paths = [header.userEnvironment, ...(header.closure ?? [])]
+  const path = header.userEnvironment
   if (
     typeof header.name !== 'string' ||
     header.kind !== 'thin' ||
     typeof header.imageId !== 'string' ||
-    !Array.isArray(header.closure) ||
-    !paths.every(
-      (path) => typeof path === 'string' && isStorePath(path) && !/\/|^\.\.?$/.test(path.slice(STORE_PREFIX)),
-    ) ||
-    !header.closure.includes(header.userEnvironment!)
+    typeof path !== 'string' ||
+    !isStorePath(path) ||
+    /\/|^\.\.?$/.test(path.slice(STORE_PREFIX))
   )
     throw notExport('its header lacks a field or has a wrong one')
   return header as ExportHeader
