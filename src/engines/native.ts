@@ -23,13 +23,26 @@ const gzipAsync = promisify(gzip)
 /** Files up to this size are read whole: cheaper than a stream each. */
 const SMALL_FILE = 1 << 20
 
-export const writeImage: WriteImage = async (plan, output, { compression, signal }) => {
+export const writeImage: WriteImage = async (plan, output, { compression, signal }) => ({
+  imageId: await writeImageFile(imageManifest(plan), plan, output, compression, signal),
+})
+
+/** Packs the manifest and `contents` into a tar written to `output`; resolves to its image ID. */
+async function writeImageFile(
+  manifest: ImageManifest,
+  contents: Pick<ImagePlan, 'skeleton' | 'storePaths'>,
+  output: string,
+  compression: Compression,
+  signal: AbortSignal,
+): Promise<string> {
   const pack = tarPack()
   const writing = writeTar(pack, output, compression, signal)
-  const packing = packImage(pack, plan).then(() => pack.finalize())
+  const packing = packContents(pack, manifest, contents).then(() => pack.finalize())
+  // Either side failing ends the other: a failed write leaves no store file open in the pack.
   packing.catch((error: Error) => pack.destroy(error))
+  writing.catch((error: Error) => pack.destroy(error))
   const [, tarHash] = await Promise.all([packing, writing])
-  return { imageId: `sha512-${tarHash}` }
+  return `sha512-${tarHash}`
 }
 
 /**
@@ -143,16 +156,7 @@ function rootHeader(name: string, type: Header['type'], mode: number): Header {
  * every image sharing the layer shares its file too. Resolves to its image ID.
  */
 export async function writeLayer(layer: LayerPlan, output: string, signal: AbortSignal): Promise<{ imageId: string }> {
-  const pack = tarPack()
-  const writing = writeTar(pack, output, 'gzip', signal)
-  const packing = packContents(pack, layerManifest(layer), layer).then(() => pack.finalize())
-  packing.catch((error: Error) => pack.destroy(error))
-  const [, tarHash] = await Promise.all([packing, writing])
-  return { imageId: `sha512-${tarHash}` }
-}
-
-function packImage(pack: Pack, plan: ImagePlan): Promise<void> {
-  return packContents(pack, imageManifest(plan), plan)
+  return { imageId: await writeImageFile(layerManifest(layer), layer, output, 'gzip', signal) }
 }
 
 async function packContents(

@@ -50,7 +50,10 @@ export async function stageLayers(
   options: { signal: AbortSignal; sign?: { key?: string }; onLayer?: (file: string) => void },
 ): Promise<LayersResult> {
   await mkdir(folders.staged)
-  const { signal, sign } = options
+  const { sign } = options
+  // The first failure stops the other layer's write too; the failure is thrown once both have settled.
+  const stop = new AbortController()
+  const signal = AbortSignal.any([options.signal, stop.signal])
   // A written layer's record is hashed from the file (in the page cache) while the next layer is
   // written: the read-back then overlaps the next compression instead of following it.
   const recording: Promise<void>[] = []
@@ -87,24 +90,20 @@ export async function stageLayers(
   // the threadpool (see the native writer), each on one core, and would leave the others idle alone.
   const stagedLayers: StagedLayer[] = new Array(layers.length)
   let next = layers.length - 1
-  let failed = false
+  let failure: { error: unknown } | undefined
   const worker = async () => {
-    for (let index = next--; index >= 0 && !failed; index = next--) {
-      signal.throwIfAborted()
+    for (let index = next--; index >= 0 && !signal.aborted; index = next--)
       stagedLayers[index] = await stageOne(layers[index]!).catch((error: unknown) => {
-        failed = true
+        failure ??= { error }
+        stop.abort(error)
         throw error
       })
-    }
   }
-  const writing = Promise.all([worker(), worker()])
-  // The first failure is thrown once nothing writes into staging any more.
-  const wrote = await writing.then(
-    () => undefined,
-    (error: unknown) => ({ error }),
-  )
+  // Nothing writes into staging any more once both workers and every record have settled.
+  await Promise.allSettled([worker(), worker()])
   const recorded = (await Promise.allSettled(recording)).find((result) => result.status === 'rejected')
-  if (wrote) throw wrote.error
+  options.signal.throwIfAborted()
+  if (failure) throw failure.error
   if (recorded) throw recorded.reason
   return {
     dependencies: stagedLayers.map(({ layer, imageId }) => ({

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { accessSync, constants, createReadStream } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { killOnAbort } from './cancel.js'
+import { UserError, messageOf } from './errors.js'
 
 /** A command that exited non-zero (or could not start), with what it printed. */
 export class CommandError extends Error {
@@ -29,9 +30,10 @@ export function errorLine(output: string, prefix = ''): string | undefined {
 
 /**
  * Runs a program (no shell) and collects its output; `onStderrLine` also sees each line of its
- * stderr as it comes; `stdinFile` is its standard input (else an empty pipe left open). Plain execFile rather than zx here: the Nix layer is on every build's hot
- * path and start-up time counts. Once `signal` aborts, the program is stopped and the promise
- * rejects with the signal's reason, after the program has exited.
+ * stderr as it comes; `stdinFile` is its standard input (else an empty pipe left open). Plain
+ * execFile rather than zx here: the Nix layer is on every build's hot path and start-up time counts.
+ * Once `signal` aborts, the program is stopped and the promise rejects with the signal's reason,
+ * after the program has exited.
  */
 export function run(
   command: string,
@@ -70,7 +72,7 @@ export function run(
       createReadStream(options.stdinFile)
         .on('error', (error) => {
           child.kill()
-          reject(error)
+          reject(new UserError(`cannot read ${options.stdinFile}: ${messageOf(error)}`))
         })
         .pipe(child.stdin!)
     }
