@@ -170,6 +170,21 @@ describe('export and import', () => {
     expect(alien.stderr).toMatch(/^nix2aci: .*foreign\.nix2aci is not a nix2aci export file: .*\n$/)
     expect(existsSync(fresh)).toBe(false)
 
+    // A header naming a user environment its closure does not bring: refused after the import, no profile.
+    const header = JSON.parse(execFileSync('tar', ['-xOf', exportFile, 'nix2aci-export.json'], { encoding: 'utf8' }))
+    const absent = header.userEnvironment.replace(/\/[0-9a-z]{32}-/, `/${'0'.repeat(32)}-`)
+    const unrooted = join(scratch.path, 'unrooted.nix2aci')
+    writeFileSync(
+      unrooted,
+      Buffer.from(readFileSync(exportFile).toString('latin1').replace(header.userEnvironment, absent), 'latin1'),
+    )
+    const unbrought = runCli(['import', unrooted, '--out-dir', fresh])
+    expect(unbrought.status).toBe(1)
+    expect(unbrought.stderr).toBe(
+      `nix2aci: ${unrooted} did not bring its closure: its user environment ${absent} is not here\n`,
+    )
+    expect(existsSync(fresh)).toBe(false)
+
     // A file an earlier nix2aci wrote (version 2: its header listed the closure's paths too).
     const older = join(scratch.path, 'older.nix2aci')
     writeFileSync(
