@@ -223,15 +223,18 @@ describe('copy', () => {
     expect(run.status, run.stderr).toBe(0)
     const userEnvironment = execFileSync('readlink', ['-f', image.profile!], { encoding: 'utf8' }).trim()
     const lines = run.stdout.split('\n').filter(Boolean)
-    const staging = /\/srv\/acis\/\.bb\.mounts\.([0-9a-f]{8})\.tmp /.exec(lines[3] ?? '')?.[1]
-    const place = (name: string) =>
-      `ssh -p 2222 -i /keys/deploy deploy@web1 'cat > /srv/acis/.${name}.${staging}.tmp && mv /srv/acis/.${name}.${staging}.tmp /srv/acis/${name}' < ${out.path}/${name}`
+    const staging = /\/srv\/acis\/\.bb\.mounts\.([0-9a-f]{8})\.tmp/.exec(lines[3] ?? '')?.[1]
+    const temporary = (name: string) => `/srv/acis/.${name}.${staging}.tmp`
+    const upload = (name: string) =>
+      `ssh -p 2222 -i /keys/deploy deploy@web1 'cat > ${temporary(name)}' < ${out.path}/${name}`
+    const rename = (name: string) => `mv ${temporary(name)} /srv/acis/${name}`
     expect(lines).toEqual([
       `nix-copy-closure --to deploy@web1 ${userEnvironment}`,
       `ssh -p 2222 -i /keys/deploy deploy@web1 'mkdir -p /srv/acis'`,
       `ssh -p 2222 -i /keys/deploy deploy@web1 'nix-env -p /srv/acis/bb.profile --set ${userEnvironment}'`,
-      place('bb.mounts'),
-      place('bb.aci'),
+      upload('bb.mounts'),
+      upload('bb.aci'),
+      `ssh -p 2222 -i /keys/deploy deploy@web1 '${rename('bb.mounts')} && ${rename('bb.aci')}'`,
     ])
   })
 

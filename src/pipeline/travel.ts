@@ -237,8 +237,8 @@ export function copyCommandLine({ words, stdinFile }: CopyCommand): string {
  * `nix2aci copy IMAGE --to ssh://HOST[/DIR]`: the commands, in order. The closure goes first and the
  * profile roots it at once; the image goes last, so an image on the remote host has what it mounts.
  * Every step is ssh with NIX_SSHOPTS, as nix-copy-closure's own connection is: one host, one port,
- * one key. Files go through ssh's standard input into a hidden name of this copy's own, renamed into
- * place, so each is whole or absent on the remote host.
+ * one key. Files go through ssh's standard input into hidden names of this copy's own, renamed into
+ * place at the end, so each is whole or absent on the remote host.
  */
 export async function copyCommands(image: string, target: string, signal: AbortSignal): Promise<CopyCommand[]> {
   const { host, dir } = parseSshTarget(target, image)
@@ -250,26 +250,26 @@ export async function copyCommands(image: string, target: string, signal: AbortS
     step: `${host}: ${shellQuote(words)}`,
   })
   const staging = randomBytes(4).toString('hex')
-  const place = (file: string): CopyCommand => {
-    const name = basename(file)
-    const [temporary, final] = [join(dir, `.${name}.${staging}.tmp`), join(dir, name)].map((path) => shellQuote([path]))
-    return {
-      words: ssh(`cat > ${temporary} && mv ${temporary} ${final}`),
-      stdinFile: file,
-      step: `copying ${name} to ${host}:${dir}`,
-    }
-  }
+  const temporaryOf = (file: string) => join(dir, `.${basename(file)}.${staging}.tmp`)
+  const upload = (file: string): CopyCommand => ({
+    words: ssh(`cat > ${shellQuote([temporaryOf(file)])}`),
+    stdinFile: file,
+    step: `copying ${basename(file)} to ${host}:${dir}`,
+  })
   const profile = join(dir, `${basename(image, '.aci')}.profile`)
   const signature = signatureFileOf(image)
-  const signed = await exists(signature)
+  const files = [shipment.mountsFile, ...((await exists(signature)) ? [signature] : []), image]
+  // The profile roots the closure as soon as it is there (a new generation: the one before still roots
+  // the image there now). The files are renamed into place in the last step, the image last: a copy
+  // that fails before it leaves the image, its .mounts and its signature there as they were.
+  const settle = files.map((file) => shellQuote(['mv', temporaryOf(file), join(dir, basename(file))])).join(' && ')
   const closure = copyClosureCommand(host, [shipment.userEnvironment])
   return [
     { words: closure, step: shellQuote(closure) },
     remote(['mkdir', '-p', dir]),
     remote(['nix-env', '-p', profile, '--set', shipment.userEnvironment]),
-    place(shipment.mountsFile),
-    ...(signed ? [place(signature)] : []),
-    place(image),
+    ...files.map(upload),
+    { words: ssh(settle), step: `${host}: putting ${basename(image)} in place in ${dir}` },
   ]
 }
 
