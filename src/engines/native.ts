@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
-import { Readable, Transform } from 'node:stream'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { gzip } from 'node:zlib'
 import { promisify } from 'node:util'
@@ -58,28 +58,36 @@ const SMALL_TAR = 4 << 20
  */
 async function writeTar(pack: Pack, output: string, compression: Compression, signal: AbortSignal): Promise<string> {
   if (compression !== 'gzip') return streamHashed(pack, output, compression, signal)
-  const chunks = pack[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  // The tar's head, up to SMALL_TAR and a chunk: the whole tar when it ends within it.
   const head: Buffer[] = []
   let headBytes = 0
-  for (;;) {
-    const next = await chunks.next()
-    if (next.done) {
-      const tar = Buffer.concat(head, headBytes)
-      await writeFile(output, await gzipAsync(tar, { level: GZIP_LEVEL }), { flag: 'wx', signal })
-      return createHash('sha512').update(tar).digest('hex')
+  const ended = await new Promise<boolean>((resolve, reject) => {
+    const settle = (value: boolean) => {
+      pack.off('data', onData)
+      pack.off('end', onEnd)
+      pack.off('error', reject)
+      resolve(value)
     }
-    head.push(next.value)
-    headBytes += next.value.length
-    if (headBytes > SMALL_TAR) break
+    const onData = (data: unknown) => {
+      const chunk = data as Buffer
+      head.push(chunk)
+      headBytes += chunk.length
+      if (headBytes > SMALL_TAR) {
+        pack.pause()
+        settle(false)
+      }
+    }
+    const onEnd = () => settle(true)
+    pack.on('data', onData)
+    pack.once('end', onEnd)
+    pack.once('error', reject)
+  })
+  if (ended) {
+    const tar = Buffer.concat(head, headBytes)
+    await writeFile(output, await gzipAsync(tar, { level: GZIP_LEVEL }), { flag: 'wx', signal })
+    return createHash('sha512').update(tar).digest('hex')
   }
-  const tar = Readable.from(
-    (async function* () {
-      yield* head
-      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value
-    })(),
-    { objectMode: false },
-  )
-  return streamHashed(tar, output, compression, signal, findOnPath('pigz'))
+  return streamHashed(pack, output, compression, signal, { pigz: findOnPath('pigz'), head })
 }
 
 /** Bytes a stage of the write holds before it waits: the pack can run a file ahead of the compressor. */
@@ -91,15 +99,15 @@ const STAGE_BUFFER = 1 << 20
 const GATHERED_CHUNK = 64 * 1024
 
 /**
- * Streams the tar through the compressor into `output`; resolves to the tar's sha512 (hex). `pigz` is
- * gzip's program, when one is to run.
+ * Streams the tar through the compressor into `output`, after `head` (what was read of it already);
+ * resolves to the tar's sha512 (hex). `pigz` is gzip's program, when one is to run.
  */
 async function streamHashed(
-  tar: Pack | Readable,
+  tar: Pack,
   output: string,
   compression: Compression,
   signal: AbortSignal,
-  pigz?: string,
+  { pigz, head = [] }: { pigz?: string | undefined; head?: readonly Buffer[] } = {},
 ): Promise<string> {
   const tarHash = createHash('sha512')
   let gathered: Buffer[] = []
@@ -132,6 +140,7 @@ async function streamHashed(
   const writing = createWriteStream('', { fd: file, highWaterMark: STAGE_BUFFER })
   // A program writes into the file itself: no compressed byte passes through Node.
   const compressed = compressor(compression, { pigz, signal, into: file.fd })
+  for (const chunk of head) hashTar.write(chunk)
   await pipeline(tar, hashTar, compressed, writing, { signal })
   return tarHash.digest('hex')
 }
