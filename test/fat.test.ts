@@ -13,6 +13,7 @@ import {
   imageIdOf,
   listImage,
   makeTempDir,
+  mountTmpfs,
   pathWithout,
   runCli,
   snapshotDir,
@@ -138,7 +139,7 @@ describe('nix2aci fat', () => {
     mkdirSync(small)
     const helloSize = statSync(fat('hello-size', 'hello', ['hello'], ['--no-resolv-conf']).image).size
     const size = helloSize + 512 * 1024
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', small]).status === 0
+    const mounted = mountTmpfs(small, `size=${size}`)
     if (!mounted) {
       dir.remove()
       return context.skip('cannot mount a tmpfs here (needs root): no small file system to fill')

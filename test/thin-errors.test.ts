@@ -7,14 +7,15 @@ import {
   buildJson,
   fixtureEnv,
   makeTempDir,
+  mountTmpfs,
+  onPath,
   pathWithout,
   repoRoot,
-  onPath,
   runCli,
   runCliOnTerminal,
   snapshotDir,
-  writeShellPackage,
   type CliRun,
+  writeShellPackage,
 } from './helpers/cli.js'
 
 const out = makeTempDir()
@@ -79,7 +80,7 @@ describe('bad input to nix2aci thin', () => {
     const dir = makeTempDir()
     const readOnly = join(dir.path, 'ro')
     mkdirSync(readOnly)
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly]).status === 0
+    const mounted = mountTmpfs(readOnly, 'ro,size=1m')
     try {
       // Root writes through permission bits, so only a read-only mount (or a file) really refuses.
       const target = mounted ? readOnly : join(out.path, 'app.aci')

@@ -63,6 +63,11 @@ export function runCliOnTerminal(args: string[], options: { env?: NodeJS.Process
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
+/** Mounts a tmpfs of `options` (`size=...`, `ro`) on the directory `dir`; false where this user cannot mount. */
+export function mountTmpfs(dir: string, options: string): boolean {
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]).status === 0
+}
+
 /** Runs a thin or fat build with --json and returns the parsed result, failing loudly otherwise. */
 export function buildJson(args: string[], options: Parameters<typeof runCli>[1] = {}) {
   // --json first: anything after a `--` in args belongs to the app.
