@@ -40,7 +40,7 @@ export function pathUnderPrefix(name: string, namePrefix: string): string | unde
  * The template's URL is `{name}` itself behind the scheme (`http://{name}-{version}-{os}-{arch}.{ext}`):
  * a name under the prefix then names a file at its own path below the folder, and the tree is the names'.
  */
-export function imageTemplate(prefix: UrlPrefix): string {
+function imageTemplate(prefix: UrlPrefix): string {
   return `${prefix.scheme}://{name}-{version}-{os}-{arch}.{ext}`
 }
 

@@ -6,7 +6,7 @@ import { dirname, join, posix } from 'node:path'
 import type { Header } from 'tar-stream'
 import { dependencyFileName, layersFolderOf, recordFileOf, STORE_PATHS_ANNOTATION } from '../plan/layers.js'
 import { UserError } from '../util/errors.js'
-import { exists, missingPaths, signatureFileOf } from './files.js'
+import { exists, signatureFileOf } from './files.js'
 import { readImage, readManifest, type ImageContents } from './inspect.js'
 import type { Dependency, ImageManifest } from './manifest.js'
 
@@ -15,9 +15,9 @@ export function layerFileOf(image: string, dependency: Dependency): string {
   return join(layersFolderOf(dirname(image)), dependencyFileName(dependency))
 }
 
-/** The files of an image's layers that are not there: what `run` refuses to start without. */
-export async function missingLayers(image: string, manifest: ImageManifest): Promise<string[]> {
-  return missingPaths((manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency)))
+/** The files of an image's layers, in the order rkt renders them. */
+export function layerFilesOfImage(image: string, manifest: ImageManifest): string[] {
+  return (manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency))
 }
 
 export interface LayerSummary {

@@ -7,7 +7,19 @@ import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
  * Refuses a signing build up front, before any Nix work, when gpg is missing or has no secret key to
  * sign with: the named one, or any (gpg's default key) without `--key`.
  */
-export async function checkSigningKey(key: string | undefined, signal: AbortSignal): Promise<void> {
+export function checkSigningKey(key: string | undefined, signal: AbortSignal): Promise<void> {
+  // Once per key in a run: the images of a spec signed with one key ask gpg once.
+  let checking = checkedKeys.get(key ?? '')
+  if (!checking) {
+    checking = findSecretKey(key, signal)
+    checkedKeys.set(key ?? '', checking)
+  }
+  return checking
+}
+
+const checkedKeys = new Map<string, Promise<void>>()
+
+async function findSecretKey(key: string | undefined, signal: AbortSignal): Promise<void> {
   const gpg = requireGpg()
   const listed = await run(gpg, ['--batch', '--list-secret-keys', '--with-colons', ...(key ? [key] : [])], {
     signal,
@@ -24,10 +36,11 @@ export async function checkSigningKey(key: string | undefined, signal: AbortSign
   )
 }
 
-function requireGpg(): string {
+/** gpg's path; `what` (`--sign`, `publish`) heads the one-line refusal where gpg is not installed. */
+export function requireGpg(what = '--sign'): string {
   const gpg = findOnPath('gpg')
   if (!gpg)
-    throw new UserError('--sign: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg')
+    throw new UserError(`${what}: gpg is not installed (not on PATH); install it with: sudo apt-get install gnupg`)
   return gpg
 }
 

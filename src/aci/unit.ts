@@ -4,7 +4,7 @@
 // policy, and the app's exec left to the manifest. This module owns the unit's text and systemd's quoting.
 import { resolve } from 'node:path'
 import { readManifest } from './inspect.js'
-import { layerFileOf } from './layers.js'
+import { layerFilesOfImage } from './layers.js'
 import { parseRunWords, rktRun } from './rkt.js'
 import { UserError } from '../util/errors.js'
 
@@ -34,7 +34,7 @@ export async function serviceUnit(
   const { args, fetchLayers } = await rktRun(parseRunWords([file], []))
   // A layered image's layers go into rkt's store before the pod starts, from the files beside it, as
   // `nix2aci run` fetches them: rkt resolves the dependencies by image ID from there.
-  const layers = (manifest.dependencies ?? []).map((dependency) => layerFileOf(file, dependency))
+  const layers = layerFilesOfImage(file, manifest)
   const fetch = layers.length > 0 ? [execLine('ExecStartPre', [options.rkt, ...fetchLayers(layers)])] : []
   return [
     `# ${name}.service: save it as /etc/systemd/system/${name}.service, then: systemctl daemon-reload && systemctl start ${name}`,

@@ -121,10 +121,10 @@ export async function installProfile(
   if (missing) throw new UserError(`no such store path: ${missing}`)
   const nixEnv = nixRunner('nix-env', watch, signal)
   // The first nix-env call replaces whatever the profile held (--remove-all), the second adds to it.
-  if (selectors.length > 0 || attrs.length > 0)
-    await installSelectors(nixEnv, profile, selectors, attrs, source, signal)
+  const selecting = selectors.length > 0 || attrs.length > 0
+  if (selecting) await installSelectors(nixEnv, profile, selectors, attrs, source, signal)
   if (storePaths.length > 0) {
-    const replace = selectors.length > 0 || attrs.length > 0 ? [] : ['--remove-all']
+    const replace = selecting ? [] : ['--remove-all']
     await nixEnv(['-p', profile, '-i', ...replace, ...storePaths]).catch((error) => {
       throw nixError('nix-env failed to install the store paths', error)
     })
@@ -248,7 +248,9 @@ export async function referenceGraphOf(
     const edge = /^"([^"]+)" -> "([^"]+)"/.exec(line)
     if (edge) {
       const referrer = at(edge[2]!)
-      references.set(referrer, [...(references.get(referrer) ?? []), at(edge[1]!)])
+      const known = references.get(referrer)
+      if (known) known.push(at(edge[1]!))
+      else references.set(referrer, [at(edge[1]!)])
       continue
     }
     const node = /^"([^"]+)" \[/.exec(line)

@@ -72,7 +72,7 @@ const lockKeyOf = (outDir: string, base: string) => `${realpathSync(outDir)}/${b
  * ends in `/`, which no name's key does. Uncontended, it is taken at once, with no await.
  */
 export function lockLayersFolder(outDir: string, onWait: OnWait, signal: AbortSignal): Lock | Promise<Lock> {
-  const key = `${realpathSync(outDir)}/layers/`
+  const key = `${layersFolderOf(realpathSync(outDir))}/`
   return tryLock(key) ?? lock(key, onWait, signal)
 }
 

@@ -17,9 +17,10 @@ import {
 } from '../aci/discovery.js'
 import { exists, signatureFileOf } from '../aci/files.js'
 import { readManifest } from '../aci/inspect.js'
+import { requireGpg } from '../aci/sign.js'
 import type { NameValue } from '../aci/manifest.js'
 import { UserError } from '../util/errors.js'
-import { CommandError, errorLine, findOnPath, run } from '../util/exec.js'
+import { CommandError, errorLine, run } from '../util/exec.js'
 
 export interface PublishOptions {
   to: string
@@ -113,17 +114,11 @@ async function placeFile(source: string, target: string): Promise<void> {
   }
 }
 
-function requireGpg(): string {
-  const gpg = findOnPath('gpg')
-  if (!gpg) throw new UserError('publish: signed images need gpg, which is not on PATH')
-  return gpg
-}
-
 /** The keys to publish: `--key`, else the primary key of every signature's signer, each verified first. */
 async function signersOf(entries: readonly Entry[], key: string | undefined, signal: AbortSignal): Promise<string[]> {
   const signed = entries.filter((entry) => entry.signed)
   if (signed.length === 0 && !key) return []
-  const gpg = requireGpg()
+  const gpg = requireGpg('publish')
   const signers = new Set<string>(key ? [key] : [])
   for (const entry of signed) {
     const status = await run(
@@ -151,7 +146,7 @@ async function signersOf(entries: readonly Entry[], key: string | undefined, sig
  * already and `keys`, merged in a scratch gpg home so the user's keyring is only read.
  */
 async function writeKeyring(file: string, keys: readonly string[], signal: AbortSignal): Promise<void> {
-  const gpg = requireGpg()
+  const gpg = requireGpg('publish')
   const scratch = await mkdtemp(join(tmpdir(), 'nix2aci-publish-'))
   try {
     const exported = join(scratch, 'new.gpg')
@@ -178,14 +173,14 @@ async function writeKeyring(file: string, keys: readonly string[], signal: Abort
 
 /** The pages, last: every folder a name may be discovered from, each listing all images of the tree. */
 async function writePages(root: string, prefix: UrlPrefix, names: readonly string[]): Promise<void> {
-  const images = (await readdir(root, { recursive: true }))
+  const tree = await readdir(root, { recursive: true })
+  const images = tree
     .filter((file) => file.endsWith('.aci'))
     .sort()
     .map((file) => `${prefix.scheme}://${prefix.namePrefix}/${file}`)
   const page = discoveryPage(prefix, await exists(join(root, PUBKEYS_FILE)), images)
   const pageNames = new Set(names)
-  for (const file of await readdir(root, { recursive: true }))
-    if (file.endsWith(`/${PAGE_FILE}`)) pageNames.add(file.slice(0, -PAGE_FILE.length - 1))
+  for (const file of tree) if (file.endsWith(`/${PAGE_FILE}`)) pageNames.add(file.slice(0, -PAGE_FILE.length - 1))
   for (const folder of pageFolders([...pageNames])) {
     const target = join(root, folder, PAGE_FILE)
     await mkdir(dirname(target), { recursive: true })

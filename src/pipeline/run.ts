@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { missingPaths } from '../aci/files.js'
 import { readManifest } from '../aci/inspect.js'
-import { layerFileOf, missingLayers } from '../aci/layers.js'
+import { layerFilesOfImage } from '../aci/layers.js'
 import type { ImageManifest } from '../aci/manifest.js'
 import { rktRun, type PodRun, type RunRequest } from '../aci/rkt.js'
 import { killOnAbort, withCleanup } from '../util/cancel.js'
@@ -65,12 +65,13 @@ export async function startRun(prepared: PreparedRun, signal: AbortSignal): Prom
  * would otherwise try discovery by name for the one it lacks.
  */
 async function layerFiles(image: string, manifest: ImageManifest): Promise<string[]> {
-  const missing = await missingLayers(image, manifest)
+  const files = layerFilesOfImage(image, manifest)
+  const missing = await missingPaths(files)
   if (missing.length > 0)
     throw new UserError(
       `cannot run ${image}: ${missing.length} of its layers missing: ${missing.slice(0, 3).map(displayPath).join(' ')}${missing.length > 3 ? ' ...' : ''} (building the image again writes them)`,
     )
-  return (manifest.dependencies ?? []).map((dependency) => layerFileOf(image, dependency))
+  return files
 }
 
 /** rkt, its output the user's; resolves with its exit code (the app's, or rkt's own). */

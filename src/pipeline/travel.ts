@@ -256,7 +256,7 @@ export async function copyCommands(image: string, target: string, signal: AbortS
     stdinFile: file,
     step: `copying ${basename(file)} to ${host}:${dir}`,
   })
-  const profile = join(dir, `${basename(image, '.aci')}.profile`)
+  const profile = profileFileOf(join(dir, basename(image)))
   const signature = signatureFileOf(image)
   const files = [shipment.mountsFile, ...((await exists(signature)) ? [signature] : []), image]
   // The profile roots the closure as soon as it is there (a new generation: the one before still roots
